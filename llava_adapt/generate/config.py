@@ -55,3 +55,6 @@ class GenerateConfig(BaseModel):
     batch_discount: float = Field(0.5, ge=0, le=1)  # Batch API price = this x the online price
     prices: dict[str, ModelPrice] = Field(default_factory=dict)  # add or override entries of the price table
     limit: int | None = Field(None, ge=1)  # only the first N records (a cheap trial run)
+    # per request: 429s with Retry-After pause every request and are retried without using up max_retries, until
+    # this many seconds after the request's first one (a wait that would end later rejects it, retryable)
+    max_rate_limit_wait_s: float = Field(600.0, gt=0)

@@ -32,7 +32,8 @@ class GenerateReport:
     ok: int = 0  # conversations in the output file (earlier runs included)
     rejected: Counter[str] = field(default_factory=Counter)  # rejects by reason (earlier runs included)
     requests: int = 0  # HTTP requests sent by this run (retries included)
-    retries: int = 0
+    retries: int = 0  # rate-limit retries included
+    rate_limit_retries: int = 0  # retries after a 429 with Retry-After (they do not use up max_retries)
     cache_hits: int = 0  # answers taken from the cache instead of a request
     online: Usage = field(default_factory=Usage)  # responses paid for by this run, online
     batch: Usage = field(default_factory=Usage)  # responses paid for by this run, Batch API
@@ -69,6 +70,7 @@ class GenerateReport:
             "resumed": self.resumed,
             "requests": self.requests,
             "retries": self.retries,
+            "rate_limit_retries": self.rate_limit_retries,
             "cache_hits": self.cache_hits,
             "usage": {"online": self.online.to_dict(), "batch": self.batch.to_dict(), "reused": self.reused.to_dict()},
             "cost_usd": None if cost is None else round(cost, 6),
@@ -89,7 +91,9 @@ class GenerateReport:
             cost, saved = self.cost(), self.saved()
             cost_text = "unknown (no price for this model: set generate.prices)" if cost is None else f"${cost:.4f}"
             lines.append(
-                f"  {self.requests} requests ({self.retries} retries), {self.cache_hits} answers from the cache; "
+                f"  {self.requests} requests ({self.retries} retries"
+                + (f", {self.rate_limit_retries} of them after a rate limit" if self.rate_limit_retries else "")
+                + f"), {self.cache_hits} answers from the cache; "
                 f"tokens: {tokens} prompt + {completion} completion; cost {cost_text}"
                 + (f"; the cache saved ${saved:.4f}" if saved else "")
             )

@@ -7,6 +7,10 @@ limiter, is counted on the progress bar, and follows one policy:
   what the server asks (`retry-after-ms`, then `retry-after` in seconds or as an HTTP date, capped at
   `max_retry_after_s`), else exponential backoff with jitter (`backoff_base_s * 2**attempt`, capped at
   `backoff_max_s`). A server's `x-should-retry: true|false` header overrides the status code.
+- a 429 with a wait (`Retry-After`, `retry-after-ms`) is the server pacing the client, not a failure: it pauses
+  every request for that wait and is retried without using up `max_retries`, for up to `max_rate_limit_wait_s`
+  after the request's first such 429 (then the request is rejected as retryable, its detail starting with
+  "rate limited for"). A 429 without a wait counts against `max_retries` like a 5xx.
 - reject the request: other 4xx (400 context too long, 422, ...): the reject says what the server said.
 - stop the run: 401/403 (the key), 404 (the model or endpoint) and 429 `insufficient_quota`: every other request
   would fail the same way.
@@ -135,6 +139,33 @@ def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float)
         retryable=retryable,
         retry_after=parse_retry_after(exc.response.headers),
         rate_limited=status == 429,
+    )
+
+
+def is_rate_limit_wait(failure: Failure) -> bool:
+    """Whether `failure` is the server pacing the client: a retryable 429 that says how long to wait.
+
+    Such a retry does not use up `max_retries` (it has its own bound, `max_rate_limit_wait_s`). A 429
+    `insufficient_quota` never gets here: `classify` raises it as fatal.
+    """
+    return failure.rate_limited and failure.retryable and failure.retry_after is not None
+
+
+def rate_limit_exhausted(failure: Failure, limited_s: float, delay_s: float, budget_s: float) -> Failure:
+    """The final, retryable `Failure` of a request still rate-limited when its wait budget runs out.
+
+    Args:
+        failure (`Failure`): the last 429.
+        limited_s (`float`): seconds since the request's first 429 with a wait.
+        delay_s (`float`): the (capped) wait the server asked for this time.
+        budget_s (`float`): `max_rate_limit_wait_s`.
+    """
+    return Failure(
+        f"rate limited for {limited_s:.1f} s and asked to wait {delay_s:g} s more, past "
+        f"max_rate_limit_wait_s = {budget_s:g} s: {failure.detail}"[:300],
+        retryable=True,
+        retry_after=failure.retry_after,
+        rate_limited=True,
     )
 
 

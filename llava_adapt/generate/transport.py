@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,7 +23,14 @@ from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.generate.jobs import estimate_tokens
 from llava_adapt.generate.ratelimit import RateLimiter
 from llava_adapt.generate.report import GenerateReport
-from llava_adapt.generate.retry import Failure, MalformedResponseError, classify, retry_delay
+from llava_adapt.generate.retry import (
+    Failure,
+    MalformedResponseError,
+    classify,
+    is_rate_limit_wait,
+    rate_limit_exhausted,
+    retry_delay,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -110,18 +118,25 @@ class Transport:
     async def call(self, make_call: Callable[[], Awaitable[T]], tokens: int = 0) -> T | Failure:
         """Run `make_call()` until it succeeds, fails for good, or runs out of retries.
 
+        A 429 with `Retry-After` pauses every request for that wait (capped at `max_retry_after_s`) and is retried
+        without using up `max_retries`, until a wait would end more than `max_rate_limit_wait_s` after the
+        request's first such 429; every other retryable failure counts against `max_retries`. Both kinds are
+        counted in `report.retries`, the first also in `report.rate_limit_retries`.
+
         Args:
             make_call (`Callable[[], Awaitable[T]]`): starts one attempt.
             tokens (`int`, defaults to `0`): the attempt's estimated tokens, for the token limiter.
 
         Returns:
-            The result, or the `Failure` of the last attempt.
+            The result, or the `Failure` of the last attempt (for a request still rate-limited when its wait
+            budget ran out: a retryable one whose detail starts with "rate limited for").
 
         Raises:
             FatalRequestError: the failure would repeat for every request (bad key, unknown model, no quota).
         """
         config = self.config
-        attempt = 0
+        attempt = 0  # retries that count against max_retries
+        limited_since: float | None = None  # when this request got its first 429 with Retry-After
         while True:
             await self.limiter.acquire(tokens)
             self.report.requests += 1
@@ -131,15 +146,24 @@ class Transport:
                 failure = classify(exc, config.api_key_env, config.model, config.timeout_s)
             except asyncio.TimeoutError:
                 failure = Failure(f"timed out after {config.timeout_s:g} s", retryable=True)
-            if not failure.retryable or attempt >= config.max_retries:
+            if not failure.retryable:
                 return failure
             delay = retry_delay(
                 failure, attempt, config.backoff_base_s, config.backoff_max_s, config.max_retry_after_s, self._jitter
             )
-            if failure.rate_limited and failure.retry_after is not None:
+            if is_rate_limit_wait(failure):
+                now = time.monotonic()
+                limited_since = now if limited_since is None else limited_since
+                if now - limited_since + delay > config.max_rate_limit_wait_s:
+                    return rate_limit_exhausted(failure, now - limited_since, delay, config.max_rate_limit_wait_s)
                 self.limiter.pause(delay)
-            attempt += 1
-            log.debug("retry %d/%d in %.2f s after: %s", attempt, config.max_retries, delay, failure.detail)
+                self.report.rate_limit_retries += 1
+                log.debug("rate limited, retry in %.2f s (not counted in max_retries): %s", delay, failure.detail)
+            else:
+                if attempt >= config.max_retries:
+                    return failure
+                attempt += 1
+                log.debug("retry %d/%d in %.2f s after: %s", attempt, config.max_retries, delay, failure.detail)
             self.report.retries += 1
             if self.on_retry:
                 self.on_retry()
