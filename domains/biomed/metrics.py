@@ -25,8 +25,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from sklearn.metrics import accuracy_score
-
 from llava_adapt.data.records import VQAItem
 
 NO_ANSWER = "<no answer>"
@@ -166,6 +164,8 @@ def metrics_by(group_by: str) -> Callable[[Sequence[VQAItem], Sequence[str]], di
 def _closed(pairs: list[tuple[VQAItem, str]], suffix: str) -> dict[str, float]:
     if not pairs:
         return {}
+    from sklearn.metrics import accuracy_score  # imported here: it takes seconds, and `domain ls` needs none of it
+
     truth = [normalize_answer(i.answer) for i, _ in pairs]
     parsed = [parse_closed(p, closed_candidates(i)) for i, p in pairs]
     out = {f"closed_accuracy{suffix}": float(accuracy_score(truth, [p or NO_ANSWER for p in parsed]))}

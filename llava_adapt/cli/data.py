@@ -11,9 +11,6 @@ from rich.console import Console
 from llava_adapt.data.jsonl import RecordFileError
 from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.generate.prompts import PromptError
-from llava_adapt.generate.retry import FatalRequestError
-from llava_adapt.generate.runner import generate_instructions
-from llava_adapt.generate.transport import ClientConfigError
 
 app = typer.Typer(
     help="Data tools: generate instruction-following conversations from captions.",
@@ -58,6 +55,9 @@ def generate(
     Rerunning the same command resumes: conversations already written are kept, answered requests come from the
     cache, and only requests that failed after every retry are sent again.
     """
+    from llava_adapt.generate.retry import FatalRequestError  # openai loads here, not at CLI start-up
+    from llava_adapt.generate.runner import generate_instructions
+    from llava_adapt.generate.transport import ClientConfigError
     from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNotFoundError, get_domain
 
     try:
