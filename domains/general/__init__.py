@@ -1,10 +1,17 @@
 """The `general` domain: everyday images, the way LLaVA built its instruction data from COCO.
 
-Source `shapes`: synthetic coloured shapes on noisy backgrounds (captions, labels, and the shape's box as
-allow-listed context), drawn offline for the `tiny` preset and the tests. Benchmark `shapes_color`: held-out
-images with the closed question "What color is the shape?" (choices: the colours; metric: accuracy, chance 0.25).
-The offline generator writes LLaVA-style conversations from the labels; the prompts in `prompts/` serve a
-GPT-4-class teacher.
+Sources:
+
+- `coco`: COCO captions with the objects' boxes (`captions_*.json` + `instances_*.json`), one record per image;
+  the teacher sees all the captions and the boxes, as LLaVA's GPT-4 did when it wrote LLaVA-Instruct (`coco.py`);
+- `llava_pretrain`: LLaVA's stage-1 data, LCS-558K (`blip_laion_cc_sbu_558k.json`, its `_meta.json`, or JSONL of
+  the same records), one caption per image (`llava_pretrain.py`);
+- `shapes`: synthetic coloured shapes on noisy backgrounds (captions, labels, and the shape's box as allow-listed
+  context), drawn offline for the `tiny` preset and the tests.
+
+Benchmark `shapes_color`: held-out images with the closed question "What color is the shape?" (choices: the
+colours; metric: accuracy, chance 0.25). The offline generator writes LLaVA-style conversations from the shapes'
+labels; the prompts in `prompts/` serve a GPT-4-class teacher, with the context `build_context` lays out.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from pathlib import Path
 from llava_adapt.domain import Benchmark, Domain, Source
 from llava_adapt.evaluate.metrics import closed_accuracy
 
+from . import coco, llava_pretrain
 from .questions import CLOSED_COLOR_PROMPT, build_context, load_benchmark, offline_generator
 from .shapes import ShapesArgs, load_source
 
@@ -29,6 +37,16 @@ domain = Domain(
     name="general",
     description="Everyday images (LLaVA's COCO recipe); offline: synthetic coloured shapes",
     sources={
+        "coco": Source(
+            description="COCO captions + object boxes (captions_/instances_{split}{year}.json), one record per image",
+            load=coco.load,
+            args=coco.CocoArgs,
+        ),
+        "llava_pretrain": Source(
+            description="LLaVA's stage-1 captions: LCS-558K blip_laion_cc_sbu_558k.json (or _meta.json, JSONL)",
+            load=llava_pretrain.load,
+            args=llava_pretrain.LlavaPretrainArgs,
+        ),
         "shapes": Source(
             description="synthetic coloured circles/squares/triangles on noisy backgrounds, drawn offline",
             load=load_source,
@@ -47,5 +65,5 @@ domain = Domain(
     prompts_dir=Path(__file__).parent / "prompts",
     build_context=build_context,
     offline_generator=offline_generator,
-    context_fields=("boxes",),
+    context_fields=("captions", "boxes"),
 )

@@ -35,9 +35,16 @@ def load_benchmark(args: ShapesArgs, ctx: SourceContext) -> Iterator[VQAItem]:
 
 
 def build_context(record: CaptionRecord) -> str:
-    """The teacher's user message: the caption, then the allow-listed boxes (COCO-style, as LLaVA's prompts)."""
+    """The teacher's user message, laid out as LLaVA's prompts (`000_caps.txt`): the captions one per line, a blank
+    line, then the boxes one per line (`person: [0.681, 0.242, 0.774, 0.694]`).
+
+    Args:
+        record (`CaptionRecord`): the allow-listed view of a record. Its `captions` context (all of an image's
+            captions, from the `coco` source) is used when present, else its `caption`; `boxes` when present.
+    """
+    captions = record.context.get("captions") or record.caption
     boxes = record.context.get("boxes")
-    return f"{record.caption}\n\n{boxes}" if boxes else record.caption
+    return f"{captions}\n\n{boxes}" if boxes else captions
 
 
 def _conversation(labels: dict[str, str], rng: random.Random) -> list[tuple[str, str]]:
@@ -84,7 +91,8 @@ def offline_generator(record: CaptionRecord, prompt_type: str, rng: random.Rando
         rng (`random.Random`): the job's random generator (question choice and order).
 
     Raises:
-        ValueError: an unknown prompt type, or a record without the shape labels.
+        ValueError: an unknown prompt type, or a record without the shape labels (one from `coco` or
+            `llava_pretrain`: only a GPT-4-class teacher writes conversations for real images).
     """
     if prompt_type not in GENERATORS:
         raise ValueError(
@@ -92,7 +100,11 @@ def offline_generator(record: CaptionRecord, prompt_type: str, rng: random.Rando
         )
     missing = {"color", "shape", "position", "background"} - set(record.labels)
     if missing:
-        raise ValueError(f"record {record.id!r} lacks the shape labels {sorted(missing)}")
+        raise ValueError(
+            f"record {record.id!r} lacks the shape labels {sorted(missing)}: the offline generator writes "
+            "conversations for the synthetic `shapes` source only; for real images use generate.backend: openai "
+            "or ready-made conversations (data.instruct_file)"
+        )
     turns = []
     for i, (question, answer) in enumerate(GENERATORS[prompt_type](record.labels, rng)):
         turns.append({"from": "human", "value": f"<image>\n{question}" if i == 0 else question})
