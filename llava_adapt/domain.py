@@ -89,6 +89,30 @@ class Source:
     args: type[BaseModel] = NoArgs
 
 
+JudgeMessages = Callable[[VQAItem, str], "list[dict[str, str]]"]
+JudgeScore = Callable[[Sequence[VQAItem], Sequence["str | None"]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a GPT-4-class model judges a benchmark's free-form answers (LLaVA-Bench / LLaVA-Med visual chat).
+
+    The domain writes the prompt and reads the replies; the core sends the requests (`evaluate.judge` in the
+    recipe: model, server, key variable, concurrency, retries), caches the replies and counts failures.
+
+    Args:
+        messages (`Callable[[VQAItem, str], list[dict[str, str]]]`): the Chat Completions messages that ask the
+            judge about one item and the model's answer to it.
+        score (`Callable[[items, replies], dict[str, float]]`): aggregates the judge's replies (same order as
+            the items; `None` where the request failed for good) into metrics, counting replies it cannot parse.
+        description (`str`, defaults to `""`): one line, e.g. how the score is aggregated.
+    """
+
+    messages: JudgeMessages
+    score: JudgeScore
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A named evaluation set and its metrics.
@@ -96,10 +120,18 @@ class Benchmark:
     Args:
         description (`str`): one line.
         load (`Callable[[args, SourceContext], Iterator[VQAItem | Skip]]`): yields the benchmark's items.
-        metrics (`Callable[[items, predictions], dict[str, float]]`): scores predictions (same order as items).
+        metrics (`Callable[[items, predictions], dict[str, float]]`): scores predictions (same order as items),
+            offline.
         args (`type[BaseModel]`, defaults to `NoArgs`): pydantic model of the benchmark's arguments.
         prompt (`str`, defaults to `"{question}"`): how a question is put to the model; `{question}` and
             `{choices}` are filled in.
+        judge (`Judge`, *optional*): a model-judged score on top of `metrics`, run when the recipe configures
+            `evaluate.judge` (free-form chat answers have no reference to match word for word).
+        max_new_tokens (`int`, *optional*): the answer length this benchmark needs (long for free-form chat);
+            `None` = the recipe's `evaluate.max_new_tokens`.
+        correct (`Callable[[VQAItem, str], bool]`, *optional*): whether one closed answer is right the way
+            `metrics` counts it (the `correct` column of `predictions.jsonl`); `None` = the generic rule
+            (`llava_adapt.evaluate.metrics.is_correct`: the one choice the answer names).
     """
 
     description: str
@@ -107,6 +139,9 @@ class Benchmark:
     metrics: MetricFn
     args: type[BaseModel] = NoArgs
     prompt: str = "{question}"
+    judge: Judge | None = None
+    max_new_tokens: int | None = None
+    correct: Callable[[VQAItem, str], bool] | None = None
 
 
 ContextBuilder = Callable[[CaptionRecord], str]
@@ -191,6 +226,13 @@ def check_domain(obj: object, plugin: str) -> Domain:
             problems.append(f"benchmarks[{key!r}] needs callable load and metrics")
         elif not (isinstance(bench.args, type) and issubclass(bench.args, BaseModel)):
             problems.append(f"benchmarks[{key!r}].args must be a pydantic BaseModel class")
+        elif bench.judge is not None and not (
+            isinstance(bench.judge, Judge) and callable(bench.judge.messages) and callable(bench.judge.score)
+        ):
+            problems.append(f"benchmarks[{key!r}].judge must be a llava_adapt.domain.Judge with callable messages "
+                            "and score")  # fmt: skip
+        elif bench.correct is not None and not callable(bench.correct):
+            problems.append(f"benchmarks[{key!r}].correct must be callable (item, prediction) -> bool")
     for attr in ("build_context", "offline_generator"):
         if not callable(getattr(obj, attr)):
             problems.append(f"{attr} is not callable")

@@ -8,7 +8,8 @@ Sources:
 
 Benchmarks: `vqa_rad`, `slake`, `path_vqa` (local files, `vqa.py`) and `synthetic` (held-out synthetic images),
 all scored by `metrics.vqa_metrics` (closed accuracy counting wrong yes/no answers as wrong, open recall, exact
-match, token F1). The GPT-4-judged relative score for visual chat is in `judge.py`. See README.md.
+match, token F1), and `llava_med_chat` (LLaVA-Med's visual-chat questions, `chat.py`), scored offline against
+GPT-4's reference answers and, with `evaluate.judge`, by a GPT-4-class judge (`judge.py`). See README.md.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from llava_adapt.domain import Benchmark, Domain, Source
 
-from . import dicom_source, figures, tiny, vqa
-from .metrics import metrics_by, vqa_metrics
+from . import chat, dicom_source, figures, tiny, vqa
+from .judge import JUDGE
+from .metrics import closed_correct, metrics_by, vqa_metrics
 from .offline import CONTEXT_FIELDS, LEAK_PATTERNS, build_context, offline_generator
 
 domain = Domain(
@@ -46,24 +48,36 @@ domain = Domain(
             description="VQA-RAD (OSF JSON or Hub Parquet): closed accuracy, open recall",
             load=vqa.load_vqa_rad,
             metrics=vqa_metrics,
+            correct=closed_correct,
             args=vqa.VQAArgs,
         ),
         "slake": Benchmark(
             description="SLAKE (English by default): closed accuracy, open recall",
             load=vqa.load_slake,
             metrics=vqa_metrics,
+            correct=closed_correct,
             args=vqa.SlakeArgs,
         ),
         "path_vqa": Benchmark(
             description="PathVQA (Hub Parquet): closed (yes/no) accuracy, open recall",
             load=vqa.load_path_vqa,
             metrics=vqa_metrics,
+            correct=closed_correct,
             args=vqa.VQAArgs,
+        ),
+        "llava_med_chat": Benchmark(
+            description="LLaVA-Med visual chat (qa50 JSONL): GPT-4-judged relative score; token recall offline",
+            load=chat.load,
+            metrics=metrics_by("category"),
+            args=chat.ChatEvalArgs,
+            judge=JUDGE,
+            max_new_tokens=512,
         ),
         "synthetic": Benchmark(
             description="held-out synthetic images: lesion/side/modality (closed), body part/finding (open)",
             load=tiny.load_benchmark,
             metrics=metrics_by("kind"),
+            correct=closed_correct,
             args=tiny.SyntheticVQAArgs,
         ),
     },

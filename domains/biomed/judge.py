@@ -14,16 +14,20 @@ Unlike LLaVA's `parse_score`, which keeps a failed parse as `(-1, -1)` inside th
 parse are left out and counted in `judge_failures`; items whose reference score is 0 are left out of the mean of
 ratios and counted in `zero_reference`.
 
-The HTTP call is not made here: `judge_chat` takes `complete(messages) -> str`, e.g. a thin wrapper around the
-generation engine's OpenAI client, so the whole path runs offline in tests.
+`JUDGE` plugs this into the `llava_med_chat` benchmark; the core (`llava_adapt.evaluate.judge`) sends the requests
+through the generation engine's client (concurrency, rate limits, retries, cache) when the recipe sets
+`evaluate.judge`.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from llava_adapt.data.records import VQAItem
+from llava_adapt.domain import Judge
 
 JUDGE_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 
@@ -105,24 +109,41 @@ def parse_scores(reply: str) -> tuple[float, float] | None:
     return first, second
 
 
-def judge_chat(
-    questions: Sequence[ChatQuestion], answers: Sequence[str], complete: Callable[[list[dict[str, str]]], str]
-) -> list[Judgement]:
-    """Ask the judge about every answer.
+def item_question(item: VQAItem) -> ChatQuestion:
+    """The `ChatQuestion` of a `llava_med_chat` item (caption, mentions, type and domain come from its `meta`)."""
+    meta = item.meta
+    return ChatQuestion(
+        id=item.id,
+        question=item.question,
+        caption=str(meta.get("caption", "")),
+        reference=item.answer,
+        mentions=tuple(str(m) for m in meta.get("mentions", ())),
+        category=str(meta.get("category", "conversation")),
+        domain=str(meta.get("domain", "")),
+    )
 
-    Args:
-        questions (`Sequence[ChatQuestion]`): the questions.
-        answers (`Sequence[str]`): the model's answers, same order.
-        complete (`Callable[[list[dict[str, str]]], str]`): sends chat messages to the judge model (temperature 0
-            in LLaVA-Med) and returns its reply text.
-    """
-    if len(questions) != len(answers):
-        raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
-    out = []
-    for question, answer in zip(questions, answers, strict=True):
-        reply = complete(judge_messages(question, answer))
-        out.append(Judgement(question, parse_scores(reply), reply))
-    return out
+
+def messages(item: VQAItem, answer: str) -> list[dict[str, str]]:
+    """The judge request for one benchmark item and the model's answer (`Judge.messages`)."""
+    return judge_messages(item_question(item), answer)
+
+
+def score(items: Sequence[VQAItem], replies: Sequence[str | None]) -> dict[str, float]:
+    """Aggregate the judge's replies (`None`: the request failed) with `relative_scores` (`Judge.score`)."""
+    if len(items) != len(replies):
+        raise ValueError(f"{len(items)} items but {len(replies)} replies")
+    judgements = [
+        Judgement(item_question(item), None if reply is None else parse_scores(reply), reply or "")
+        for item, reply in zip(items, replies, strict=True)
+    ]
+    return relative_scores(judgements)
+
+
+JUDGE = Judge(
+    messages=messages,
+    score=score,
+    description="LLaVA-Med relative score: mean over questions of model/reference judge score x 100",
+)
 
 
 def relative_scores(judgements: Sequence[Judgement]) -> dict[str, float]:

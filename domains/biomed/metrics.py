@@ -161,6 +161,12 @@ def metrics_by(group_by: str) -> Callable[[Sequence[VQAItem], Sequence[str]], di
     return score
 
 
+def closed_correct(item: VQAItem, prediction: str) -> bool:
+    """Whether `prediction` answers the closed question `item` right, as `closed_accuracy` counts it: the first
+    candidate it names is the reference (`Benchmark.correct`)."""
+    return parse_closed(prediction, closed_candidates(item)) == normalize_answer(item.answer)
+
+
 def _closed(pairs: list[tuple[VQAItem, str]], suffix: str) -> dict[str, float]:
     if not pairs:
         return {}

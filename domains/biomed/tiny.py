@@ -6,7 +6,9 @@ converter, so the tiny run exercises decoding, windowing and de-identification o
 
 The benchmark draws a separate, held-out set of images (its own random stream, `eval` ids) and asks closed
 questions (lesion yes/no, side left/right, modality X-ray/CT/MRI) and open ones (body part, main finding), scored
-by `metrics.vqa_metrics` with per-kind entries (`closed_accuracy/lesion`, ...).
+by `metrics.vqa_metrics` with per-kind entries (`closed_accuracy/lesion`, ...). Its `train` split (for the
+`finetune` stage) draws yet another set from a third random stream (`vqa-train` ids, `synthetic/vqa_train/`), so
+the three image sets are disjoint.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class SyntheticVQAArgs(BaseModel):
         questions (`list[str]`, defaults to all): question kinds: `lesion`, `side`, `modality` (closed),
             `body_part`, `finding` (open). `side` is asked only about images with a lesion.
         limit (`int | None`, defaults to `None`): keep at most this many questions.
+        split (`"test" | "train"`, defaults to `"test"`): `test` = the held-out evaluation images; `train` = another
+            set drawn from its own random stream, for the `finetune` stage.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +81,13 @@ class SyntheticVQAArgs(BaseModel):
         default_factory=lambda: ["lesion", "side", "modality", "body_part", "finding"]
     )
     limit: int | None = Field(None, ge=1)
+    split: Literal["test", "train"] = "test"
+
+
+# Per split: the random stream (suffixed with the recipe's seed), the image folder and the id prefix. The test
+# split's are those the benchmark has always used; none of them is the `synthetic` source's (`biomed-synthetic-train`).
+SPLITS = {"test": ("biomed-synthetic-eval", "synthetic/eval", "synthetic-eval"),
+          "train": ("biomed-synthetic-vqa-train", "synthetic/vqa_train", "synthetic-vqa-train")}  # fmt: skip
 
 
 def scene_labels(scene: Scene) -> dict[str, str]:
@@ -108,12 +119,13 @@ def load_source(args: SyntheticSourceArgs, ctx: SourceContext) -> Iterator[Capti
 
 
 def load_benchmark(args: SyntheticVQAArgs, ctx: SourceContext) -> Iterator[VQAItem]:
-    """Draw the held-out images and yield their questions."""
-    rng = random.Random(f"biomed-synthetic-eval-{ctx.seed}")
+    """Draw the images of `args.split` and yield their questions."""
+    stream, folder, prefix = SPLITS[args.split]
+    rng = random.Random(f"{stream}-{ctx.seed}")
     count = 0
     for index in range(args.n_images):
         scene = sample_scene(rng, tuple(args.modalities), args.lesion_fraction)
-        relative = f"synthetic/eval/{index:04d}.png"
+        relative = f"{folder}/{index:04d}.png"
         save_png(draw(scene, args.image_size, rng), ctx.output_dir / relative)
         labels = scene_labels(scene)
         for kind in args.questions:
@@ -124,7 +136,7 @@ def load_benchmark(args: SyntheticVQAArgs, ctx: SourceContext) -> Iterator[VQAIt
             if kind == "modality":
                 choices = list(MODALITY_CHOICES)
             yield VQAItem(
-                id=f"synthetic-eval-{index:04d}-{kind}",
+                id=f"{prefix}-{index:04d}-{kind}",
                 image=relative,
                 question=QUESTIONS[kind][0],
                 answer=short_answer(kind, labels),

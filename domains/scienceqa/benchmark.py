@@ -30,7 +30,7 @@ from .images import blank_image
 from .layouts import Layout, LayoutError, detect_layout
 from .llava_json import read_llava_json
 from .loading import NO_IMAGE, Located, dataset_path, iter_problems
-from .metrics import scienceqa_metrics
+from .metrics import answer_correct, scienceqa_metrics
 from .problems import OPTIONS
 from .render import SINGLE_PRED_PROMPT, InputFormat, render_input
 from .synthetic import synthetic_context
@@ -155,6 +155,7 @@ scienceqa_benchmark = Benchmark(
     description="ScienceQA multiple choice (LLaVA-1.5 letter prompt); accuracy overall, by subject/context/grade",
     load=load_benchmark,
     metrics=scienceqa_metrics,
+    correct=answer_correct,
     args=ScienceQABenchmarkArgs,
     prompt=LETTER_PROMPT,
 )
@@ -163,6 +164,7 @@ scienceqa_explain_benchmark = Benchmark(
     description="ScienceQA answered with lecture + explanation + 'The answer is X.' (LLaVA QCM-LEA style)",
     load=load_benchmark,
     metrics=scienceqa_metrics,
+    correct=answer_correct,
     args=ScienceQABenchmarkArgs,
     prompt="{question}",
 )
@@ -171,6 +173,7 @@ synthetic_benchmark = Benchmark(
     description="the test split of the synthetic source, with the scienceqa prompt and metrics (tiny preset)",
     load=load_synthetic_benchmark,
     metrics=scienceqa_metrics,
+    correct=answer_correct,
     args=SyntheticBenchmarkArgs,
     prompt=LETTER_PROMPT,
 )

@@ -102,3 +102,8 @@ def scienceqa_metrics(items: Sequence[VQAItem], predictions: Sequence[str]) -> d
     scores = score_indices(items, [answer_index(a, len(i.choices)) for i, a in zip(items, letters, strict=True)])
     scores["parse_failed"] = float(sum(a == FAILED for a in letters))
     return scores
+
+
+def answer_correct(item: VQAItem, prediction: str) -> bool:
+    """Whether one answer text is right as `scienceqa_metrics` counts it (LLaVA's parser; `Benchmark.correct`)."""
+    return answer_index(parse_answer(prediction.strip()), len(item.choices)) == gold_index(item)

@@ -38,6 +38,23 @@ def _parse_args(pairs: list[str]) -> dict:
     return parsed
 
 
+def _judge_config(base, model: str | None, base_url: str | None, api_key_env: str | None):
+    """The judge settings: the run's `evaluate.judge` (if any) with the command-line options on top; `None` when
+    neither names a judge."""
+    from llava_adapt.evaluate.config import JudgeConfig
+
+    if base is None and model is None:
+        if base_url or api_key_env:
+            raise typer.BadParameter(
+                "--judge-base-url and --judge-api-key-env need --judge MODEL", param_hint="--judge"
+            )
+        return None
+    options = {"model": model, "base_url": base_url, "api_key_env": api_key_env}
+    settings = (base or JudgeConfig()).model_dump()
+    settings.update({key: value for key, value in options.items() if value is not None})
+    return JudgeConfig.model_validate(settings)
+
+
 def _default_out(model: str, benchmark: str) -> Path:
     name = Path(model.rstrip("/")).name if Path(model).exists() else model.replace("/", "--")
     return Path("eval_results") / name / benchmark
@@ -52,13 +69,22 @@ def eval_command(
     split: str | None = typer.Option(None, "--split", help="Split, for benchmarks that have them (default: test)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Answer only the first N questions."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Questions per generate call."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Answer length limit."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Answer length limit; default: the benchmark's own, else 64."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder; default: eval_results/<model>/<benchmark>."),
     data_root: Path | None = typer.Option(
         None, "--data-root", help="Folder the benchmark's files are in; default: the run's data.root, else '.'."
     ),
     arg: list[str] | None = typer.Option(
         None, "--arg", help="Benchmark argument key=value (repeatable), e.g. --arg path=vqa_rad."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Judge model (e.g. gpt-4o) for benchmarks with a judged score; default: the run's."
+    ),
+    judge_base_url: str | None = typer.Option(None, "--judge-base-url", help="OpenAI-compatible server of the judge."),
+    judge_api_key_env: str | None = typer.Option(
+        None, "--judge-api-key-env", help="Environment variable holding the judge's key (default OPENAI_API_KEY)."
     ),
 ) -> None:
     """Evaluate a model on one benchmark: writes predictions.jsonl and metrics.json.
@@ -67,6 +93,7 @@ def eval_command(
     run directory, the benchmark's arguments and data root default to the run's recipe.
     """
     from llava_adapt.evaluate.benchmark import BenchmarkArgsError, benchmark_args, evaluate_benchmark, pick_benchmark
+    from llava_adapt.evaluate.judge import JudgeError
     from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
     from llava_adapt.registry import DomainLoadError, DomainNotFoundError, get_domain
     from llava_adapt.stages.evaluate import EvaluateError
@@ -86,12 +113,16 @@ def eval_command(
         base = recipe.evaluate.args.get(name, {}) if same_domain else {}
         args = benchmark_args(bench, name, base, overrides, split, limit)
         root = data_root or Path(recipe.data.root if same_domain else ".").expanduser()
+        base_judge = recipe.evaluate.judge if same_domain and bench.judge is not None else None
+        judge_config = _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)
         resolved = resolve_model(model)
         metrics = evaluate_benchmark(
             resolved, plugin, name, out or _default_out(model, name), args, root, limit, batch_size, max_new_tokens,
-            recipe.seed if recipe else 0,
+            recipe.seed if recipe else 0, judge_config,
         )  # fmt: skip
     except (ModelResolveError, PublishError, BenchmarkArgsError, DomainNotFoundError, DomainLoadError) as exc:
+        raise _fail(exc) from None
+    except JudgeError as exc:
         raise _fail(exc) from None
     except (FileNotFoundError, EvaluateError) as exc:  # missing data files, a benchmark without usable items
         raise _fail(exc) from None

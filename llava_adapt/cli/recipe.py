@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,13 @@ def _header(path: Path) -> str:
         if not line.startswith("#") and line.strip():
             break
     return ""
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Whether a stage failed for a reason its message explains (missing data, a bad key, too many truncated
+    samples, ...): the errors llava-adapt raises itself, and missing files. Anything else is a bug and keeps its
+    traceback."""
+    return type(exc).__module__.startswith("llava_adapt.") or isinstance(exc, FileNotFoundError)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -139,6 +147,16 @@ def run(
         run_pipeline(loaded, domain, force=force, on_event=on_event)
     except PipelineError as exc:
         raise _fail(exc) from None
+    except Exception as exc:
+        if not _is_user_error(exc) or os.environ.get("LLAVA_ADAPT_DEBUG"):
+            raise
+        manifest = Path(loaded.recipe.run_dir) / "manifest.json"
+        err_console.print(
+            f"[red]error:[/red] {exc}\n(the failed stage is recorded in {manifest}; fix the cause and run the same "
+            "command again: completed stages are skipped. LLAVA_ADAPT_DEBUG=1 shows the traceback.)",
+            markup=True, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; run the same command again to resume")
         raise typer.Exit(130) from None

@@ -8,7 +8,9 @@ The items are loaded, the questions answered and the results written by the eval
   the image path);
 - `metrics.json`: `{"benchmark", "domain", "model", "num_items", "prompt_example", "metrics", "args", "skipped"}`,
   readable by `llava-adapt publish` and the run report like the stage's;
-- `images/`: images the benchmark's loader converted or synthesised (if any).
+- `images/`: images the benchmark's loader converted or synthesised (if any);
+- with a judge (`judge=`, for benchmarks that have one): `judgements.jsonl` (the judge's reply per question), the
+  judge's metrics in `metrics.json`, and `cache/` (its replies, so a rerun pays for nothing twice).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from pydantic import ValidationError
 
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.domain import Benchmark, Domain
+from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.evaluate.generation import format_question, generate_answers
+from llava_adapt.evaluate.judge import check_judge, judge_benchmark
 from llava_adapt.evaluate.resolve import ResolvedModel
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.atomic import write_json
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.stages.context import StageContext
-from llava_adapt.stages.evaluate import load_items, prediction_rows
+from llava_adapt.stages.evaluate import NOT_JUDGED, load_items, prediction_rows
 from llava_adapt.suggest import did_you_mean
 
 log = logging.getLogger("llava_adapt")
@@ -108,8 +112,9 @@ def evaluate_benchmark(
     data_root: Path,
     limit: int | None = None,
     batch_size: int = 16,
-    max_new_tokens: int = 64,
+    max_new_tokens: int | None = None,
     seed: int = 0,
+    judge: JudgeConfig | None = None,
 ) -> dict[str, Any]:
     """Answer one benchmark's questions with `resolved` and write `predictions.jsonl` and `metrics.json` to `out`.
 
@@ -122,13 +127,22 @@ def evaluate_benchmark(
         data_root (`Path`): the folder the benchmark's files are read from.
         limit (`int`, *optional*): answer only the first `limit` questions.
         batch_size (`int`, defaults to `16`): questions per `generate` call.
-        max_new_tokens (`int`, defaults to `64`): answer length limit.
+        max_new_tokens (`int`, *optional*): answer length limit; default: the benchmark's own, else 64.
         seed (`int`, defaults to `0`): seed for benchmarks that synthesise or sample their items.
+        judge (`JudgeConfig`, *optional*): the judge model, for a benchmark that has a judged score.
+
+    Raises:
+        BenchmarkArgsError: `judge` is given for a benchmark without a judge.
+        JudgeError: the judge cannot be asked (no key, bad key, unknown model).
 
     Returns:
         The content of `metrics.json`.
     """
     bench = domain.benchmarks[benchmark]
+    if judge is not None:
+        if bench.judge is None:
+            raise BenchmarkArgsError(f"benchmark {benchmark!r} has no judged score; drop the judge options")
+        check_judge(judge)
     recipe = Recipe.model_validate(
         {
             "domain": domain.name,
@@ -146,19 +160,34 @@ def evaluate_benchmark(
         items, paths = items[:limit], paths[:limit]
     log.info("eval: %s on %s/%s (%d questions)", resolved.name, domain.name, benchmark, len(items))
     predictions = generate_answers(
-        resolved.model, resolved.processor, items, paths, bench.prompt, batch_size, max_new_tokens
-    )
-    rows = prediction_rows(items, predictions, paths, out)
+        resolved.model, resolved.processor, items, paths, bench.prompt, batch_size,
+        max_new_tokens or bench.max_new_tokens or 64,
+    )  # fmt: skip
+    rows = prediction_rows(items, predictions, paths, out, bench.correct)
     write_jsonl(out / "predictions.jsonl", rows)
+    scores = bench.metrics(items, predictions)
+    judged: dict[str, Any] | None = None
+    if judge is not None and bench.judge is not None:
+        log.info("eval: judging %d answers with %s", len(items), judge.model)
+        judge_scores, facts = judge_benchmark(
+            bench.judge, items, predictions, judge, out / "cache", out / "judgements.jsonl"
+        )
+        scores = {**scores, **judge_scores}
+        judged = {"status": "scored", "model": judge.model, "temperature": judge.temperature,
+                  "description": bench.judge.description, **facts}  # fmt: skip
+    elif bench.judge is not None:
+        judged = {"status": NOT_JUDGED.replace("set evaluate.judge", "pass --judge MODEL")}
     metrics = {
         "benchmark": benchmark,
         "domain": domain.name,
         "model": resolved.name,
         "num_items": len(items),
         "prompt_example": format_question(items[0], bench.prompt),
-        "metrics": bench.metrics(items, predictions),
+        "metrics": scores,
         "args": args,
         "skipped": dict(ctx.skipped),
     }
+    if judged is not None:
+        metrics["judge"] = judged
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -4,8 +4,8 @@ The page is self-contained in that it needs no network, no JavaScript and no ser
 relative path, so `report.html` and `report/` open offline together (and the PNGs can be reused, e.g. in a model
 card). Sections, each shown only when the run has what it needs:
 
-- training: loss and learning-rate curves per stage, from the `log_history.json` that `align` and `instruct` write
-  (or, for an interrupted stage, from the `trainer_state.json` of its last complete checkpoint);
+- training: loss and learning-rate curves per stage, from the `log_history.json` that `align`, `instruct` and
+  `finetune` write (or, for an interrupted stage, from the `trainer_state.json` of its last complete checkpoint);
 - evaluation: per benchmark, a table of every metric in `eval/<benchmark>/metrics.json` with one column per model
   it records (`baseline` = untrained, `align` = after stage 1 when recorded, `without_align` = stage 2 trained
   without stage 1, LLaVA's "no stage 1" ablation, when recorded, `metrics` = the trained model) and a bar chart of
@@ -44,7 +44,7 @@ THUMBNAIL_PX = 192
 # metrics.json keys that hold one model's scores, in column order, with their column titles.
 COLUMNS = {"baseline": "baseline (untrained)", "align": "after align", "without_align": "stage 2 only (no align)",
            "metrics": "trained"}  # fmt: skip
-TRAINING_STAGES = ("align", "instruct")
+TRAINING_STAGES = ("align", "instruct", "finetune")
 ABLATION_PREDICTIONS = "without_align_predictions.jsonl"  # the stage-2-only model's answers (evaluate stage)
 
 

@@ -2,8 +2,8 @@
 
 `MODEL_OR_RUN_DIR` of `llava-adapt eval` and `llava-adapt chat` may be:
 
-- a run directory (it has `manifest.json`): its stage-2 result, `instruct/` (an adapter merged into its base, or the
-  full model), once the `instruct` stage completed;
+- a run directory (it has `manifest.json`): its final model, `finetune/` when the recipe fine-tunes on a benchmark,
+  else `instruct/` (an adapter merged into its base, or the full model), once that stage completed;
 - a PEFT adapter folder (`adapter_config.json`): merged into the base it names;
 - a model folder in llava-hf layout (`config.json`), e.g. what `llava-adapt export --merged` writes;
 - a Hub id of a stock llava-hf checkpoint (e.g. `llava-hf/llava-1.5-7b-hf`), for a baseline row.
@@ -77,8 +77,8 @@ def resolve_model(model_or_run_dir: str | Path, dtype: str = "auto", device: str
         device (`str`, *optional*): where to put the model; defaults to `"cuda"` when available, else `"cpu"`.
 
     Raises:
-        ModelResolveError: the path does not exist, is none of the four kinds, or is a run directory whose
-            `instruct` stage has not completed (the message says which stage to run).
+        ModelResolveError: the path does not exist, is none of the four kinds, or is a run directory whose model
+            stage (`instruct`, or `finetune` when it runs it) has not completed (the message says which stage to run).
     """
     name = str(model_or_run_dir)
     path = Path(name).expanduser()
@@ -87,7 +87,7 @@ def resolve_model(model_or_run_dir: str | Path, dtype: str = "auto", device: str
         if path.is_dir() and (path / "manifest.json").is_file():
             run = load_run(path)
             kind = "run"
-            model, processor = _load_folder(run.layout.instruct_dir, run.layout.root, dtype)
+            model, processor = _load_folder(run.model_dir, run.layout.root, dtype)
         elif path.is_dir() and (path / "adapter_config.json").is_file():
             kind = "adapter"
             model, processor = _load_folder(path, path.parent, dtype)

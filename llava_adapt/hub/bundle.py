@@ -82,7 +82,7 @@ def _place(src: Path, dst: Path, link: bool) -> None:
 
 def _adapter_config(run: RunInfo) -> str:
     """`adapter_config.json` with `base_model_name_or_path` set to a Hub id, or null when there is none."""
-    config = json.loads((run.layout.instruct_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    config = json.loads((run.model_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = hub_id(config.get("base_model_name_or_path"))
     if base is None and run.recipe.model.source == "llava":
         base = run.base_model.hub_id
@@ -103,7 +103,7 @@ def write_bundle(
     """Write the publishable folder of a run, atomically.
 
     Args:
-        run_dir (`str | Path`): a run directory whose `instruct` stage completed.
+        run_dir (`str | Path`): a run directory whose `instruct` (or, when it runs it, `finetune`) stage completed.
         out_dir (`str | Path`): the folder to write; replaced if it exists.
         repo_id (`str`): the repository the card is written for, `OWNER/NAME`.
         merged (`bool`, defaults to `False`): merge an adapter into its base and ship full weights
@@ -136,7 +136,7 @@ def write_bundle(
             export_merged(run.layout.root, tmp)
         else:
             tmp.mkdir()
-            for path in run.instruct_files():
+            for path in run.model_files():
                 if path.name == "adapter_config.json":
                     (tmp / path.name).write_text(_adapter_config(run), encoding="utf-8")
                 else:

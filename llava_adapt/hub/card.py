@@ -20,6 +20,7 @@ import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from llava_adapt.hub.run_info import RunInfo, is_count
+from llava_adapt.train.config import LoraSettings
 
 Artefact = Literal["adapter", "full", "merged"]
 
@@ -33,7 +34,7 @@ DISCLAIMERS: dict[str, tuple[str, str]] = {
     ),
 }
 VERSION_KEYS = ("llava-adapt", "transformers", "peft", "trl", "torch", "huggingface_hub")
-STAGES = ("prepare", "generate", "align", "instruct", "evaluate")
+STAGES = ("prepare", "generate", "align", "instruct", "finetune", "evaluate")
 # The part of the card's code that is the same for every artefact (kept here, not in the Markdown template, so that
 # Markdown formatters leave the template's placeholders alone).
 USAGE = """
@@ -92,7 +93,7 @@ def card_data(
     adapter = artefact == "adapter"
     tags = ["llava-adapt", run.recipe.domain, "llava", "vision-language"]
     if adapter:
-        tags.append(run.recipe.instruct.mode)
+        tags.append(_adapter(run)[0])
     results = eval_results(run)
     return ModelCardData(
         base_model=base,
@@ -144,10 +145,36 @@ def _artefact_description(run: RunInfo, artefact: Artefact) -> str:
         )
     if artefact == "full":
         return "full `LlavaForConditionalGeneration` weights (safetensors) with the processor and chat template."
-    lora = run.recipe.instruct.lora
+    mode, lora = _adapter(run)
     return (
-        f"a PEFT {_mode(run.recipe.instruct.mode)} adapter on the language model (r={lora.r}, alpha={lora.alpha}), "
+        f"a PEFT {_mode(mode)} adapter on the language model (r={lora.r}, alpha={lora.alpha}), "
         "the trained projector saved in full inside it, and the processor with its chat template."
+    )
+
+
+def _adapter(run: RunInfo) -> tuple[str, LoraSettings]:
+    """The mode and shape of the published adapter: instruct's, or, when `finetune` trained a new one, its own."""
+    recipe = run.recipe
+    if "instruct" in recipe.stages or run.model_stage == "instruct":
+        return recipe.instruct.mode, recipe.instruct.lora
+    return recipe.finetune.mode or "lora", recipe.finetune.lora or LoraSettings()
+
+
+def _finetune_description(run: RunInfo) -> str:
+    """One line on the downstream fine-tune, or `""` when the recipe has none."""
+    if run.model_stage != "finetune":
+        return ""
+    recipe, cfg = run.recipe, run.recipe.finetune
+    mode = "full" if run.kind == "full" else _adapter(run)[0]
+    if "instruct" in recipe.stages:
+        what = "the stage-2 model trained further" + (" (the same adapter)" if run.kind == "adapter" else " in full")
+    else:
+        what = "full fine-tuning" if mode == "full" else f"a new {_mode(mode)} adapter"
+    split = cfg.args.get("split", "train")
+    length = _length(cfg.max_steps, cfg.num_train_epochs)
+    return (
+        f"{what} on the `{split}` split of the `{cfg.benchmark}` benchmark, each question a one-turn conversation "
+        f"with loss on the answer only, learning rate {cfg.resolved_learning_rate(mode)}, {length}."
     )
 
 
@@ -275,6 +302,7 @@ def build_model_card(
         "artefact_description": _artefact_description(run, artefact),
         "align_description": _align_description(run),
         "instruct_description": _instruct_description(run),
+        "finetune_description": _finetune_description(run),
         "usage": f"```python\n{load_code}\n{USAGE}```",
         "load_note": load_note,
         "data_source": run.recipe.data.source,

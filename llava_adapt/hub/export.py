@@ -1,9 +1,10 @@
-"""Merge the stage-2 result into a full model that stock transformers loads (and servers such as vLLM serve).
+"""Merge a run's trained model into a full model that stock transformers loads (and servers such as vLLM serve).
 
-`instruct/` holds either a PEFT adapter, whose `adapter_config.json` names its base (`base_model_name_or_path`: a
+The run's model folder (`finetune/` when the recipe fine-tunes on a benchmark, else `instruct/`) holds either a PEFT
+adapter, whose `adapter_config.json` names its base (`base_model_name_or_path`: a
 local folder or a Hub id), or a full model. An adapter is applied to its base with
 `PeftModel.from_pretrained(...).merge_and_unload()`; the trained projector, stored in full in the adapter
-(`modules_to_save`), replaces the base's. The result is saved as safetensors with the processor of `instruct/`,
+(`modules_to_save`), replaces the base's. The result is saved as safetensors with the processor of that folder,
 so `AutoModelForImageTextToText` + `AutoProcessor` load the folder with no llava-adapt or PEFT involved.
 
 transformers and PEFT are imported inside the functions, so that the CLI starts fast.
@@ -57,41 +58,41 @@ def resolve_base(reference: str | None, run_dir: Path, adapter_dir: Path) -> str
         return reference
     raise PublishError(
         f"the adapter's base model {reference!r} (base_model_name_or_path in {adapter_dir / 'adapter_config.json'}) "
-        "is not a model folder; restore it or rerun the instruct stage"
+        "is not a model folder; restore it or rerun the stage that trained the adapter"
     )
 
 
-def load_merged(instruct_dir: Path, run_dir: Path, dtype: str = "auto") -> PreTrainedModel:
-    """Load the stage-2 result as one plain `LlavaForConditionalGeneration` (adapter merged into its base).
+def load_merged(model_dir: Path, run_dir: Path, dtype: str = "auto") -> PreTrainedModel:
+    """Load a trained model as one plain `LlavaForConditionalGeneration` (adapter merged into its base).
 
     Args:
-        instruct_dir (`Path`): the adapter or full-model folder.
+        model_dir (`Path`): the adapter or full-model folder (e.g. `instruct/` or `finetune/`).
         run_dir (`Path`): the run directory (relative base paths are resolved against it).
         dtype (`str`, defaults to `"auto"`): the dtype to load in; `"auto"` keeps the saved one.
     """
     from transformers import AutoModelForImageTextToText
 
-    adapter_config = instruct_dir / "adapter_config.json"
+    adapter_config = model_dir / "adapter_config.json"
     if not adapter_config.is_file():
-        return AutoModelForImageTextToText.from_pretrained(instruct_dir, dtype=dtype)
+        return AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
     from peft import PeftModel
 
     base_ref = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    base_path = resolve_base(base_ref, run_dir, instruct_dir)
-    logger.info("merging the adapter in %s into its base %s", instruct_dir, base_path)
+    base_path = resolve_base(base_ref, run_dir, model_dir)
+    logger.info("merging the adapter in %s into its base %s", model_dir, base_path)
     base = AutoModelForImageTextToText.from_pretrained(base_path, dtype=dtype)
-    return PeftModel.from_pretrained(base, instruct_dir).merge_and_unload()
+    return PeftModel.from_pretrained(base, model_dir).merge_and_unload()
 
 
 def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
-    """Write the run's stage-2 model, merged, as a stock transformers folder.
+    """Write the run's final model (`finetune/` or `instruct/`), merged, as a stock transformers folder.
 
     The folder is written atomically: until it is complete, `out_dir` keeps what it held before (or does not
     exist). It contains `config.json`, `generation_config.json`, `model.safetensors` (or shards) and the processor
     (`processor_config.json`, tokenizer files, `chat_template.jinja`).
 
     Args:
-        run_dir (`str | Path`): a run directory whose `instruct` stage completed.
+        run_dir (`str | Path`): a run directory whose `instruct` (or, when it runs it, `finetune`) stage completed.
         out_dir (`str | Path`): the folder to write; replaced if it exists.
         dtype (`str`, defaults to `"auto"`): the dtype of the saved weights; `"auto"` keeps the trained one.
 
@@ -99,14 +100,13 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "auto")
         `out_dir` as a `Path`.
 
     Raises:
-        PublishError: the run has no completed `instruct` stage, or the adapter's base cannot be found.
+        PublishError: the run's model stage has not completed, or the adapter's base cannot be found.
     """
     from transformers import AutoProcessor
 
     run = load_run(run_dir)
-    instruct = run.layout.instruct_dir
-    model = load_merged(instruct, run.layout.root, dtype=dtype)
-    processor = AutoProcessor.from_pretrained(instruct)
+    model = load_merged(run.model_dir, run.layout.root, dtype=dtype)
+    processor = AutoProcessor.from_pretrained(run.model_dir)
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)

@@ -1,6 +1,7 @@
 """What publishing needs to know about a run directory, read once and checked.
 
-A run can be published once its `instruct` stage completed: `instruct/` then holds either a PEFT adapter
+A run can be published once the stage that holds its final model completed: `finetune` when the recipe runs it,
+else `instruct` (`publishable_stage`). Its folder (`finetune/` or `instruct/`) then holds either a PEFT adapter
 (`adapter_config.json` + `adapter_model.safetensors`, the projector inside it) or a full model (`config.json` +
 safetensors weights), next to the processor. Only the files listed in `PUBLISHED_FILES` leave the run directory:
 trainer checkpoints, `training_args.bin` (a pickle) and PEFT's own README never do.
@@ -16,6 +17,7 @@ import fnmatch
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,10 +29,10 @@ from pydantic import ValidationError
 
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.recipe.schema import Recipe
-from llava_adapt.run.layout import RunLayout
+from llava_adapt.run.layout import RunLayout, final_model_stage
 from llava_adapt.run.manifest import COMPLETE, Manifest
 
-# Files of `instruct/` (or of a merged export) that belong in a published repository.
+# Files of the model folder (`instruct/`, `finetune/`, or a merged export) that belong in a published repository.
 PUBLISHED_FILES = (
     "adapter_config.json", "adapter_model.safetensors",
     "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
@@ -144,7 +146,7 @@ class RunInfo:
         layout (`RunLayout`): the run directory.
         recipe (`Recipe`): the recipe the run used (its `recipe.yaml`).
         manifest (`Manifest`): its manifest.
-        kind (`str`): `"adapter"` (PEFT adapter in `instruct/`) or `"full"` (full weights in `instruct/`).
+        kind (`str`): `"adapter"` (a PEFT adapter in the model folder) or `"full"` (full weights in it).
         results (`list[BenchmarkResult]`): evaluation results, by benchmark name.
     """
 
@@ -160,9 +162,19 @@ class RunInfo:
         entry = self.manifest.stage("evaluate")
         return entry.get("status") if entry else None
 
-    def instruct_files(self) -> list[Path]:
-        """The files of `instruct/` that are published, sorted by name."""
-        return published_files(self.layout.instruct_dir)
+    @property
+    def model_stage(self) -> str:
+        """The stage whose folder holds the published model: `finetune` or `instruct` (`publishable_stage`)."""
+        return publishable_stage(self.recipe.stages)
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder of the published model: `finetune/` or `instruct/`."""
+        return self.layout.stage_dir(self.model_stage)
+
+    def model_files(self) -> list[Path]:
+        """The files of the model folder that are published, sorted by name."""
+        return published_files(self.model_dir)
 
     @property
     def base_model(self) -> BaseModelRef:
@@ -198,6 +210,16 @@ def published_files(folder: Path) -> list[Path]:
     )
 
 
+def publishable_stage(stages: Sequence[str]) -> str:
+    """The stage whose folder holds a run's publishable model: `finetune` when the recipe runs it, else `instruct`
+    (a recipe that trains only `align`, or nothing, has nothing to publish: its `instruct` stage never ran).
+
+    Args:
+        stages (`Sequence[str]`): the recipe's stages.
+    """
+    return "finetune" if final_model_stage(stages) == "finetune" else "instruct"
+
+
 def _stage_problem(manifest: Manifest, name: str) -> str | None:
     entry = manifest.stage(name)
     if entry is None:
@@ -214,8 +236,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
         run_dir (`str | Path`): the run directory (`recipe.run_dir`).
 
     Raises:
-        PublishError: the folder is not a run directory, its `instruct` stage has not completed, or what it wrote is
-            incomplete. The message says which stage to run.
+        PublishError: the folder is not a run directory, the stage of its final model (`finetune` or `instruct`)
+            has not completed, or what it wrote is incomplete. The message says which stage to run.
     """
     layout = RunLayout(Path(run_dir))
     if not layout.manifest.is_file():
@@ -227,33 +249,34 @@ def load_run(run_dir: str | Path) -> RunInfo:
         manifest = Manifest.load(layout.manifest)
     except ValueError as exc:
         raise PublishError(str(exc)) from None
-    problem = _stage_problem(manifest, "instruct")
-    if problem:
-        raise PublishError(
-            f"the instruct stage of {layout.root} has not completed ({problem}); run the recipe up to 'instruct' "
-            f"first: llava-adapt recipe run {layout.recipe} --run-dir {layout.root}"
-        )
     try:
         recipe = Recipe.model_validate(yaml.safe_load(layout.recipe.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise PublishError(f"{layout.recipe} is missing; rerun the recipe to restore it") from None
     except (yaml.YAMLError, ValidationError) as exc:
         raise PublishError(f"{layout.recipe} is not a valid recipe: {exc}") from None
-    instruct = layout.instruct_dir
-    if (instruct / "adapter_config.json").is_file():
+    stage = publishable_stage(recipe.stages)
+    problem = _stage_problem(manifest, stage)
+    if problem:
+        raise PublishError(
+            f"the {stage} stage of {layout.root} has not completed ({problem}); run the recipe up to '{stage}' "
+            f"first: llava-adapt recipe run {layout.recipe} --run-dir {layout.root}"
+        )
+    folder = layout.stage_dir(stage)
+    if (folder / "adapter_config.json").is_file():
         kind: Literal["adapter", "full"] = "adapter"
-        if not (instruct / "adapter_model.safetensors").is_file():
-            raise PublishError(f"{instruct} has adapter_config.json but no adapter_model.safetensors; rerun instruct")
-    elif (instruct / "config.json").is_file():
+        if not (folder / "adapter_model.safetensors").is_file():
+            raise PublishError(f"{folder} has adapter_config.json but no adapter_model.safetensors; rerun {stage}")
+    elif (folder / "config.json").is_file():
         kind = "full"
-        if not any(fnmatch.fnmatch(p.name, "model*.safetensors") for p in instruct.iterdir()):
-            raise PublishError(f"{instruct} has config.json but no safetensors weights; rerun instruct")
+        if not any(fnmatch.fnmatch(p.name, "model*.safetensors") for p in folder.iterdir()):
+            raise PublishError(f"{folder} has config.json but no safetensors weights; rerun {stage}")
     else:
         raise PublishError(
-            f"{instruct} holds neither an adapter (adapter_config.json) nor a model (config.json); rerun instruct"
+            f"{folder} holds neither an adapter (adapter_config.json) nor a model (config.json); rerun {stage}"
         )
-    if not any((instruct / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")):
-        raise PublishError(f"{instruct} has no processor (processor_config.json); rerun instruct")
+    if not any((folder / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")):
+        raise PublishError(f"{folder} has no processor (processor_config.json); rerun {stage}")
     results: list[BenchmarkResult] = []
     if _stage_problem(manifest, "evaluate") is None:
         results = [read_metrics(p) for p in sorted(layout.eval_dir.glob("*/metrics.json"))]

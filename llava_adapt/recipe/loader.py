@@ -5,7 +5,8 @@ the nearest valid name for a misspelt key, domain, source, benchmark or preset.
 
 Presets and overrides merge into the recipe key by key, with two exceptions, because arguments belong to the
 thing they configure: an overlay that switches `data.source` to another source replaces `data.args` instead of
-merging into them, and one that sets `evaluate.benchmarks` drops the `evaluate.args` of benchmarks no longer listed.
+merging into them (and one that switches `finetune.benchmark` replaces `finetune.args`), and one that sets
+`evaluate.benchmarks` drops the `evaluate.args` of benchmarks no longer listed.
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def overlay(base: DictConfig, top: DictConfig) -> DictConfig:
     new_source = OmegaConf.select(top, "data.source")
     if new_source is not None and new_source != OmegaConf.select(base, "data.source"):
         OmegaConf.update(base, "data.args", {}, merge=False)
+    new_benchmark = OmegaConf.select(top, "finetune.benchmark")
+    if new_benchmark is not None and new_benchmark != OmegaConf.select(base, "finetune.benchmark"):
+        OmegaConf.update(base, "finetune.args", {}, merge=False)
     benchmarks = OmegaConf.select(top, "evaluate.benchmarks")
     old_args = OmegaConf.select(base, "evaluate.args")
     if benchmarks is not None and old_args is not None:
@@ -212,10 +216,55 @@ def check_against_domain(recipe: Recipe) -> list[tuple[str, str]]:
             problems.append(
                 (f"evaluate.args.{name}", "arguments for a benchmark that evaluate.benchmarks does not list")
             )
+    for name in recipe.evaluate.max_new_tokens_by_benchmark:
+        if name not in recipe.evaluate.benchmarks:
+            problems.append(
+                (f"evaluate.max_new_tokens_by_benchmark.{name}", "a benchmark that evaluate.benchmarks does not list")
+            )
+    judged = [name for name in recipe.evaluate.benchmarks if getattr(domain.benchmarks.get(name), "judge", None)]
+    if recipe.evaluate.judge is not None and not judged:
+        with_judge = ", ".join(sorted(n for n, b in domain.benchmarks.items() if b.judge)) or "none"
+        problems.append(
+            ("evaluate.judge", f"none of evaluate.benchmarks has a judged score (in domain {domain.name!r}: "
+                               f"{with_judge}); remove evaluate.judge or add such a benchmark")
+        )  # fmt: skip
+    problems += _check_finetune(recipe, domain)
     types = domain.prompt_types()
     for i, name in enumerate(recipe.generate.prompt_types or []):
         if name not in types:
             problems.append((f"generate.prompt_types[{i}]", _unknown("prompt type", name, types, domain.name)))
+    return problems
+
+
+def _check_finetune(recipe: Recipe, domain: Domain) -> list[tuple[str, str]]:
+    """`finetune.benchmark` exists, its arguments validate, and the run does not evaluate on what it trains on."""
+    cfg = recipe.finetune
+    if cfg.benchmark is None:
+        return []
+    bench = domain.benchmarks.get(cfg.benchmark)
+    if bench is None:
+        return [("finetune.benchmark", _unknown("benchmark", cfg.benchmark, domain.benchmarks, domain.name))]
+    problems = _check_args(bench.args, cfg.loader_args(bench.args), "finetune.args")
+    evaluated_too = {"finetune", "evaluate"} <= set(recipe.stages) and cfg.benchmark in recipe.evaluate.benchmarks
+    if problems or not evaluated_too:
+        return problems
+    trained = bench.args.model_validate(cfg.loader_args(bench.args))
+    evaluated = bench.args.model_validate(recipe.evaluate.args.get(cfg.benchmark, {}))
+    if "split" in bench.args.model_fields:
+        same = trained.split == evaluated.split and getattr(trained, "path", None) == getattr(evaluated, "path", None)
+        what = f"split {trained.split!r}"
+    else:
+        same = trained == evaluated
+        what = "data (the benchmark has no split argument)"
+    if same:
+        problems.append(
+            (
+                "finetune.args",
+                f"finetune trains on the same {what} of {cfg.benchmark!r} that evaluate scores: training on the test "
+                f"set. Fine-tune on another split (finetune.args.split) or evaluate another one "
+                f"(evaluate.args.{cfg.benchmark}.split)",
+            )
+        )
     return problems
 
 

@@ -11,14 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.recipe.errors import KeyedError
-from llava_adapt.train.config import AlignConfig, InstructConfig
+from llava_adapt.train.config import AlignConfig, FinetuneConfig, InstructConfig
 
 # The curriculum, in the only order its stages can run. A recipe lists a subsequence of it.
-STAGE_ORDER: tuple[str, ...] = ("prepare", "generate", "align", "instruct", "evaluate", "publish")
-StageName = Literal["prepare", "generate", "align", "instruct", "evaluate", "publish"]
+STAGE_ORDER: tuple[str, ...] = ("prepare", "generate", "align", "instruct", "finetune", "evaluate", "publish")
+StageName = Literal["prepare", "generate", "align", "instruct", "finetune", "evaluate", "publish"]
 
 
 class DataConfig(BaseModel):
@@ -40,9 +41,11 @@ class EvaluateConfig(BaseModel):
     benchmarks: list[str] = Field(default_factory=list)
     args: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-benchmark arguments, by benchmark name
     batch_size: int = Field(16, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int = Field(64, ge=1)  # a benchmark that needs longer answers (free-form chat) sets its own ...
+    max_new_tokens_by_benchmark: dict[str, int] = Field(default_factory=dict)  # ... which these override, by name
     temperature: float = Field(0.0, ge=0)  # 0 = greedy, reproducible
     baseline: bool = True  # also score the untrained model, for the "before" row
+    judge: JudgeConfig | None = None  # a GPT-4-class judge for benchmarks that have one; None = offline metrics only
 
 
 class PublishConfig(BaseModel):
@@ -70,6 +73,7 @@ class Recipe(BaseModel):
     generate: GenerateConfig = GenerateConfig()
     align: AlignConfig = AlignConfig()
     instruct: InstructConfig = InstructConfig()
+    finetune: FinetuneConfig = FinetuneConfig()  # opt-in: add `finetune` to `stages`
     evaluate: EvaluateConfig = EvaluateConfig()
     publish: PublishConfig = PublishConfig()
 
@@ -107,4 +111,40 @@ class Recipe(BaseModel):
                 "instruct.mode",
                 "instruct.mode 'qlora' needs bitsandbytes and a GPU; the tiny model trains with 'lora'",
             )
+        if "finetune" in stages:
+            self._check_finetune()
         return self
+
+    def _check_finetune(self) -> None:
+        """What the `finetune` stage needs; the benchmark and its arguments are checked against the domain."""
+        cfg = self.finetune
+        if not cfg.benchmark:
+            raise KeyedError(
+                "finetune.benchmark",
+                "stage 'finetune' needs finetune.benchmark: the domain benchmark whose train split it trains on "
+                "(e.g. vqa_rad)",
+            )
+        if (cfg.mode or "lora") == "qlora" and self.model.source == "tiny":
+            raise KeyedError("finetune.mode", "finetune.mode 'qlora' needs bitsandbytes and a GPU; use 'lora'")
+        if "instruct" not in self.stages:
+            return
+        made = "an adapter" if self.instruct.mode != "full" else "a full model"
+        if cfg.mode is not None and cfg.mode != self.instruct.mode:
+            raise KeyedError(
+                "finetune.mode",
+                f"finetune keeps training what instruct trained ({made}, instruct.mode {self.instruct.mode!r}), so "
+                f"finetune.mode {cfg.mode!r} cannot apply: set finetune.mode: {self.instruct.mode} or leave it unset",
+            )
+        if self.instruct.mode == "full":
+            return
+        if cfg.lora is not None:
+            raise KeyedError(
+                "finetune.lora",
+                "finetune keeps training instruct's adapter, whose shape is instruct.lora: remove finetune.lora",
+            )
+        if cfg.train_vision_tower not in (None, self.instruct.train_vision_tower):
+            raise KeyedError(
+                "finetune.train_vision_tower",
+                "finetune keeps training instruct's adapter, which trains the vision tower only if "
+                "instruct.train_vision_tower does: remove finetune.train_vision_tower",
+            )

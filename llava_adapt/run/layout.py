@@ -9,13 +9,34 @@ RUN_DIR/
   instruct/                <- instruct (stage 2): adapter or full weights, processor, checkpoints
     base/                  the model before any training, when an adapter needs it as its base
     without_align/         the same stage 2 trained from the model before align (`instruct.compare_without_align`)
+  finetune/                <- finetune (opt-in): a benchmark's train split on top of instruct/ (same adapter or full)
+    data/                  train.jsonl (the samples trained on) + images/ (the benchmark's images, when it writes any)
+    base/                  the model before any training, when a new adapter needs it as its base (no instruct)
+    without_align/         instruct/without_align/ fine-tuned the same way, for evaluate's like-for-like ablation
   eval/<benchmark>/        <- evaluate: predictions.jsonl, metrics.json
+
+The run's final trained model is in `finetune/` when the recipe runs `finetune`, else `instruct/`, else `align/`
+(`final_model_stage`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+# The stages that train a model, from last to first: the first of them a recipe runs holds its final model.
+MODEL_STAGES: tuple[str, ...] = ("finetune", "instruct", "align")
+
+
+def final_model_stage(stages: Sequence[str]) -> str | None:
+    """The stage whose folder holds a run's final trained model: `finetune`, else `instruct`, else `align`; `None`
+    when the run trains nothing.
+
+    Args:
+        stages (`Sequence[str]`): the recipe's stages.
+    """
+    return next((stage for stage in MODEL_STAGES if stage in stages), None)
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,33 @@ class RunLayout:
         return self.instruct_dir / "without_align"
 
     @property
+    def finetune_dir(self) -> Path:
+        return self.root / "finetune"
+
+    @property
+    def finetune_data_dir(self) -> Path:
+        """The samples `finetune` trains on (`train.jsonl`) and the images its benchmark loader writes."""
+        return self.finetune_dir / "data"
+
+    @property
+    def finetune_without_align_dir(self) -> Path:
+        """`instruct/without_align/` fine-tuned like the main model; inside `finetune/`, so owned by it."""
+        return self.finetune_dir / "without_align"
+
+    def stage_dir(self, stage: str) -> Path:
+        """The folder of a training stage (`align`, `instruct` or `finetune`)."""
+        return {"align": self.align_dir, "instruct": self.instruct_dir, "finetune": self.finetune_dir}[stage]
+
+    def final_model_dir(self, stages: Sequence[str]) -> Path | None:
+        """The folder that holds the run's final trained model (see `final_model_stage`), or `None`.
+
+        Args:
+            stages (`Sequence[str]`): the recipe's stages.
+        """
+        stage = final_model_stage(stages)
+        return self.stage_dir(stage) if stage else None
+
+    @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
@@ -84,6 +132,7 @@ class RunLayout:
             "generate": [self.instruct_data, self.instruct_rejects],
             "align": [self.align_dir],
             "instruct": [self.instruct_dir],
+            "finetune": [self.finetune_dir],
             "evaluate": [self.eval_dir],
             "publish": [],
         }[stage]

@@ -11,7 +11,7 @@ Rules (see DESIGN §2):
 
 Under `accelerate launch` (several processes), every process plans the same steps; only the main process takes the
 lock, writes the manifest and runs the data and evaluation stages; every process runs the training stages
-(`align`, `instruct`), and all wait for each other after each stage.
+(`align`, `instruct`, `finetune`), and all wait for each other after each stage.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from llava_adapt.stages import STAGES, StageContext, load_stage
 from llava_adapt.suggest import did_you_mean
 
 StageFn = Callable[[StageContext], None]
-TRAINING_STAGES = ("align", "instruct")
+TRAINING_STAGES = ("align", "instruct", "finetune")
 
 
 class _SingleProcess:

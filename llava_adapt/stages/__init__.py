@@ -16,6 +16,8 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "generate": ("llava_adapt.stages.generate", ("generate",)),
     "align": ("llava_adapt.stages.align", ("model", "align")),
     "instruct": ("llava_adapt.stages.instruct", ("instruct",)),
+    # seed, model and data too: without align/instruct it starts from the model, and its benchmark reads data.root
+    "finetune": ("llava_adapt.stages.finetune", ("seed", "model", "data", "finetune")),
     "evaluate": ("llava_adapt.stages.evaluate", ("evaluate",)),
     "publish": ("llava_adapt.stages.publish", ("publish",)),
 }

@@ -1,9 +1,10 @@
 """Stage `evaluate`: answer each benchmark's questions with the trained model (and the untrained one).
 
-The trained model is the last training stage's output: `instruct/` (an adapter is merged into its base) or
-`align/`. With `evaluate.baseline`, the model as assembled before any training is scored too, so that
+The trained model is the last training stage's output: `finetune/` or `instruct/` (an adapter is merged into its
+base), or `align/`. With `evaluate.baseline`, the model as assembled before any training is scored too, so that
 `eval/<benchmark>/metrics.json` shows before and after side by side. When `instruct` also trained stage 2 without
-`align` (`instruct.compare_without_align`, LLaVA's "no stage 1" ablation), that model is scored too. Per benchmark
+`align` (`instruct.compare_without_align`, LLaVA's "no stage 1" ablation), that model is scored too (after
+`finetune`, its fine-tuned copy `finetune/without_align/`, so that both went through the same training). Per benchmark
 it writes:
 
 - `predictions.jsonl`: one row per question (id, question, reference, prediction, and `correct` for closed ones);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, ProcessorMixin
@@ -26,8 +28,10 @@ from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import Benchmark, SourceContext
 from llava_adapt.evaluate.generation import format_question, generate_answers
+from llava_adapt.evaluate.judge import check_judge, judge_benchmark
 from llava_adapt.evaluate.metrics import is_correct
 from llava_adapt.model.load import load_model, load_trained, resolve_dtype
+from llava_adapt.recipe.schema import EvaluateConfig
 from llava_adapt.run.atomic import write_json
 from llava_adapt.stages.context import StageContext
 from llava_adapt.stages.instruct import without_align_model
@@ -37,16 +41,39 @@ Loader = Callable[[], tuple[PreTrainedModel, ProcessorMixin]]
 # The predictions file of each model scored (by role; the role is also its metrics.json key, but for `trained`).
 PREDICTIONS = {"trained": "predictions.jsonl", "without_align": "without_align_predictions.jsonl",
                "baseline": "baseline_predictions.jsonl"}  # fmt: skip
+JUDGEMENTS = {"trained": "judgements.jsonl", "without_align": "without_align_judgements.jsonl",
+              "baseline": "baseline_judgements.jsonl"}  # fmt: skip
+NOT_JUDGED = "not run: set evaluate.judge (a GPT-4-class model) to score this benchmark's free-form answers"
 
 
 class EvaluateError(RuntimeError):
     """A benchmark cannot be evaluated."""
 
 
-def load_items(ctx: StageContext, name: str, bench: Benchmark) -> tuple[list[VQAItem], list[Path]]:
-    """Load a benchmark's items and resolve their images; unusable items are skipped and counted."""
-    args = bench.args.model_validate(ctx.recipe.evaluate.args.get(name, {}))
-    output_dir = ctx.layout.benchmark_dir(name) / "images"
+def load_items(
+    ctx: StageContext,
+    name: str,
+    bench: Benchmark,
+    args: dict[str, Any] | None = None,
+    output_dir: Path | None = None,
+) -> tuple[list[VQAItem], list[Path]]:
+    """Load a benchmark's items and resolve their images; unusable items are skipped and counted.
+
+    Args:
+        ctx (`StageContext`): the stage's context (recipe, counts).
+        name (`str`): the benchmark's name (it prefixes skip reasons).
+        bench (`Benchmark`): the benchmark.
+        args (`dict[str, Any]`, *optional*): its loader arguments; defaults to `evaluate.args.<name>`.
+        output_dir (`Path`, *optional*): where its loader may write images; defaults to `eval/<name>/images`.
+
+    Returns:
+        The usable items and the absolute path of each one's image.
+
+    Raises:
+        EvaluateError: no item is usable.
+    """
+    args = bench.args.model_validate(ctx.recipe.evaluate.args.get(name, {}) if args is None else args)
+    output_dir = output_dir or ctx.layout.benchmark_dir(name) / "images"
     output_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(ctx.recipe.data.root).expanduser()
     source_ctx = SourceContext(data_root=data_root, output_dir=output_dir, seed=ctx.recipe.seed)
@@ -67,15 +94,25 @@ def load_items(ctx: StageContext, name: str, bench: Benchmark) -> tuple[list[VQA
     return items, paths
 
 
+def answer_length(config: EvaluateConfig, name: str, bench: Benchmark) -> int:
+    """`max_new_tokens` for benchmark `name`: the recipe's per-benchmark value, else the benchmark's own (long for
+    free-form chat), else `evaluate.max_new_tokens`."""
+    return config.max_new_tokens_by_benchmark.get(name) or bench.max_new_tokens or config.max_new_tokens
+
+
 def trained_model_dir(ctx: StageContext) -> Path | None:
-    """The output of the recipe's last training stage, or `None` when it trains nothing."""
-    for stage, folder in (("instruct", ctx.layout.instruct_dir), ("align", ctx.layout.align_dir)):
-        if stage in ctx.recipe.stages:
-            return folder
-    return None
+    """The output of the recipe's last training stage (`finetune/`, `instruct/` or `align/`), or `None` when it
+    trains nothing."""
+    return ctx.layout.final_model_dir(ctx.recipe.stages)
 
 
-def prediction_rows(items: list[VQAItem], predictions: list[str], paths: list[Path], base: Path) -> list[dict]:
+def prediction_rows(
+    items: list[VQAItem],
+    predictions: list[str],
+    paths: list[Path],
+    base: Path,
+    correct: Callable[[VQAItem, str], bool] | None = None,
+) -> list[dict]:
     """The rows of `predictions.jsonl`: question, reference, prediction, and the image (relative to `base` when
     inside it, else absolute).
 
@@ -84,6 +121,8 @@ def prediction_rows(items: list[VQAItem], predictions: list[str], paths: list[Pa
         predictions (`list[str]`): the model's answers, in the same order.
         paths (`list[Path]`): the images, in the same order.
         base (`Path`): the benchmark's output folder.
+        correct (`Callable[[VQAItem, str], bool]`, *optional*): the benchmark's own rule for the `correct` column of
+            closed questions (`Benchmark.correct`); defaults to the generic `is_correct`.
     """
     rows = []
     for item, prediction, path in zip(items, predictions, paths, strict=True):
@@ -91,7 +130,7 @@ def prediction_rows(items: list[VQAItem], predictions: list[str], paths: list[Pa
         row = {"id": item.id, "image": image, "question": item.question, "answer": item.answer,
                "prediction": prediction, "answer_type": item.answer_type}  # fmt: skip
         if item.answer_type == "closed":
-            row["correct"] = is_correct(item, prediction)
+            row["correct"] = (correct or is_correct)(item, prediction)
         rows.append(row)
     return rows
 
@@ -107,12 +146,15 @@ def run(ctx: StageContext) -> None:
     models: dict[str, Loader] = {}  # by role, in scoring order
     if trained_dir is not None:
         models["trained"] = lambda: load_trained(trained_dir, dtype, recipe.model.attn_implementation)
-        ablation = without_align_model(ctx.layout) if trained_dir == ctx.layout.instruct_dir else None
+        ablation = without_align_model(ctx.layout, trained_dir.name) if trained_dir != ctx.layout.align_dir else None
         if ablation is not None:
             models["without_align"] = lambda: load_trained(ablation, dtype, recipe.model.attn_implementation)
     if trained_dir is None or config.baseline:
         models["baseline"] = lambda: load_model(recipe.model, recipe.seed)
+    if config.judge is not None and any(bench.judge for bench in benchmarks.values()):
+        check_judge(config.judge)  # before hours of generation, not after
     results: dict[str, dict[str, dict]] = {name: {} for name in benchmarks}
+    answers: dict[str, dict[str, list[str]]] = {name: {} for name in benchmarks}
     for role, loader in models.items():
         model, processor = loader()
         model.to(device=device, dtype=dtype)
@@ -120,15 +162,17 @@ def run(ctx: StageContext) -> None:
             items, paths = data[name]
             ctx.log.info("evaluate: %s model on %s (%d questions)", role, name, len(items))
             predictions = generate_answers(
-                model, processor, items, paths, bench.prompt, config.batch_size, config.max_new_tokens,
-                config.temperature,
+                model, processor, items, paths, bench.prompt, config.batch_size,
+                answer_length(config, name, bench), config.temperature,
             )  # fmt: skip
             file = PREDICTIONS["trained"] if trained_dir is None else PREDICTIONS[role]
             out = ctx.layout.benchmark_dir(name)
-            write_jsonl(out / file, prediction_rows(items, predictions, paths, out))
+            write_jsonl(out / file, prediction_rows(items, predictions, paths, out, bench.correct))
             results[name][role] = bench.metrics(items, predictions)
+            answers[name][role] = predictions
         del model
         gc.collect()
+    judged = _judge(ctx, benchmarks, data, answers, results, file_role=None if trained_dir else "trained")
     summary = {}
     for name in benchmarks:
         scores = results[name]
@@ -141,6 +185,47 @@ def run(ctx: StageContext) -> None:
         }
         if trained_dir is not None:
             metrics.update({role: scores[role] for role in ("baseline", "without_align") if role in scores})
+        if name in judged:
+            metrics["judge"] = judged[name]
         write_json(ctx.layout.benchmark_dir(name) / "metrics.json", metrics)
         summary[name] = {k: v for k, v in metrics.items() if k in ("metrics", "baseline", "without_align")}
     ctx.record("metrics", summary)
+
+
+def _judge(
+    ctx: StageContext,
+    benchmarks: dict[str, Benchmark],
+    data: dict[str, tuple[list[VQAItem], list[Path]]],
+    answers: dict[str, dict[str, list[str]]],
+    results: dict[str, dict[str, dict]],
+    file_role: str | None,
+) -> dict[str, dict]:
+    """Have the judge score the answers of every benchmark that has one; its metrics join each role's metrics.
+
+    Returns, per judged benchmark, what `metrics.json` records under `judge`: the judge model and settings, or
+    why it did not run. `file_role` names the files after one role whatever the role (an untrained-only run).
+    """
+    config = ctx.recipe.evaluate.judge
+    out: dict[str, dict] = {}
+    facts: dict[str, dict] = {}
+    for name, bench in benchmarks.items():
+        if bench.judge is None:
+            continue
+        if config is None:
+            ctx.log.warning("evaluate: %s has a judged score; %s", name, NOT_JUDGED)
+            out[name] = {"status": NOT_JUDGED}
+            continue
+        items = data[name][0]
+        roles = [role for role in answers[name] if config.models is None or role in config.models]
+        for role in roles:
+            ctx.log.info("evaluate: judging the %s model's answers on %s with %s", role, name, config.model)
+            file = ctx.layout.benchmark_dir(name) / JUDGEMENTS[file_role or role]
+            scores, facts[f"{name}/{role}"] = judge_benchmark(
+                bench.judge, items, answers[name][role], config, ctx.layout.cache_dir, file
+            )
+            results[name][role] = {**results[name][role], **scores}
+        out[name] = {"status": "scored", "model": config.model, "temperature": config.temperature,
+                     "models": roles, "description": bench.judge.description}  # fmt: skip
+    if facts:
+        ctx.record("judge", facts)
+    return out

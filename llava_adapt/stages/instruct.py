@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from peft import LoraConfig, prepare_model_for_kbit_training
-from transformers import AutoConfig, BitsAndBytesConfig
+from transformers import AutoConfig, BitsAndBytesConfig, PreTrainedModel
 
 from llava_adapt.data.llava_json import read_conversations
 from llava_adapt.model.load import load_model, load_pretrained, resolve_dtype
@@ -38,6 +38,7 @@ from llava_adapt.model.modules import MODULE_TABLE, lora_target_regex, module_ma
 from llava_adapt.run.atomic import atomic_path, write_json
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.stages.context import StageContext
+from llava_adapt.train.config import LoraSettings
 from llava_adapt.train.formats import TrainingSample, conversation_to_messages
 from llava_adapt.train.run import train_stage
 
@@ -74,13 +75,14 @@ def _data(ctx: StageContext) -> tuple[Path, Path]:
     return Path(ctx.recipe.data.instruct_file), Path(ctx.recipe.data.root)
 
 
-def untrained_model_path(ctx: StageContext) -> str:
+def untrained_model_path(ctx: StageContext, base_dir: Path | None = None) -> str:
     """The model as it was before any training: the checkpoint of `source: llava`, else the assembled model saved
-    into `instruct/base/` (so that an adapter's `base_model_name_or_path` always loads offline)."""
+    into `base_dir` (defaults to `instruct/base/`), so that an adapter's `base_model_name_or_path` always loads
+    offline."""
     recipe, layout = ctx.recipe, ctx.layout
     if recipe.model.source == "llava":
         return recipe.model.name_or_path
-    base = layout.instruct_dir / "base"
+    base = base_dir or layout.instruct_dir / "base"
     with PartialState().main_process_first():
         if not (base / "config.json").is_file():
             model, processor = load_model(recipe.model, recipe.seed)
@@ -90,29 +92,40 @@ def untrained_model_path(ctx: StageContext) -> str:
     return str(base.resolve())
 
 
-def base_model_path(ctx: StageContext) -> str:
-    """Where stage 2 starts: `align/` after stage 1, else the untrained model (`untrained_model_path`)."""
+def base_model_path(ctx: StageContext, base_dir: Path | None = None) -> str:
+    """Where stage 2 starts: `align/` after stage 1, else the untrained model (`untrained_model_path`, saved into
+    `base_dir` when it must be saved)."""
     if "align" in ctx.recipe.stages:
         return str(ctx.layout.align_dir.resolve())
-    return untrained_model_path(ctx)
+    return untrained_model_path(ctx, base_dir)
 
 
-def without_align_model(layout: RunLayout) -> Path | None:
-    """The completed "no stage 1" ablation model of a run (`instruct/without_align/`), or `None`."""
-    folder = layout.instruct_without_align_dir
+def without_align_model(layout: RunLayout, stage: str = "instruct") -> Path | None:
+    """The completed "no stage 1" ablation model of a training stage (`instruct/without_align/`, or
+    `finetune/without_align/` with `stage="finetune"`), or `None`."""
+    folder = layout.stage_dir(stage) / "without_align"
     return folder if (folder / RESULT_FILE).is_file() else None
 
 
-def _quantization(mode: str, base: str) -> BitsAndBytesConfig | None:
-    """4-bit NF4 settings for QLoRA (LLaVA's `--bits 4`), keeping the vision tower, projector and head unquantized."""
+def quantization_config(mode: str, base: str, key: str = "instruct.mode") -> BitsAndBytesConfig | None:
+    """4-bit NF4 settings for QLoRA (LLaVA's `--bits 4`), keeping the vision tower, projector and head unquantized.
+
+    Args:
+        mode (`str`): the training mode; only `"qlora"` quantizes.
+        base (`str`): the model to load quantized.
+        key (`str`, defaults to `"instruct.mode"`): the recipe key errors name.
+
+    Raises:
+        InstructError: no CUDA GPU or no bitsandbytes.
+    """
     if mode != "qlora":
         return None
     if not torch.cuda.is_available():
-        raise InstructError("instruct.mode 'qlora' needs a CUDA GPU; use mode 'lora' on this machine")
+        raise InstructError(f"{key} 'qlora' needs a CUDA GPU; use mode 'lora' on this machine")
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise InstructError("instruct.mode 'qlora' needs bitsandbytes: pip install bitsandbytes") from None
+        raise InstructError(f"{key} 'qlora' needs bitsandbytes: pip install bitsandbytes") from None
     model_type = AutoConfig.from_pretrained(base).model_type
     if model_type not in MODULE_TABLE:
         raise InstructError(f"model_type {model_type!r} is not in the module table ({sorted(MODULE_TABLE)})")
@@ -126,7 +139,7 @@ def _quantization(mode: str, base: str) -> BitsAndBytesConfig | None:
     )
 
 
-def _restore(ctx: StageContext, out_dir: Path) -> bool:
+def restore_result(ctx: StageContext, out_dir: Path) -> bool:
     """On a resumed attempt, take the counts and facts of a training that already completed in `out_dir`."""
     if not (ctx.resume and (out_dir / RESULT_FILE).is_file()):
         return False
@@ -139,16 +152,37 @@ def _restore(ctx: StageContext, out_dir: Path) -> bool:
     return True
 
 
+def lora_config(model: PreTrainedModel, lora: LoraSettings, train_vision_tower: bool) -> LoraConfig:
+    """LLaVA's LoRA: adapters on every linear layer of the language model; the projector (and the vision tower with
+    `train_vision_tower`, `lm_head` with `lora.train_lm_head`) trained in full through `modules_to_save`.
+
+    Args:
+        model (`PreTrainedModel`): the model the adapter goes on.
+        lora (`LoraSettings`): the adapter's shape.
+        train_vision_tower (`bool`): also train the vision tower in full.
+    """
+    parts = module_map(model)
+    modules_to_save = [parts.projector] + [parts.vision_tower] * train_vision_tower
+    modules_to_save += [parts.lm_head] * lora.train_lm_head
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora_target_regex(model),
+        modules_to_save=modules_to_save,
+        task_type="CAUSAL_LM",
+    )
+
+
 def _train(ctx: StageContext, base: str, out_dir: Path, data_file: Path, image_root: Path) -> None:
     """Train stage 2 from `base` and save the adapter or the full model, then `RESULT_FILE`, into `out_dir`."""
     recipe, cfg = ctx.recipe, ctx.recipe.instruct
     ctx.record("base_model", base)
-    if _restore(ctx, out_dir):
+    if restore_result(ctx, out_dir):
         return
-    quantization = _quantization(cfg.mode, base)
+    quantization = quantization_config(cfg.mode, base)
     dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
     model, processor = load_pretrained(base, dtype, recipe.model.attn_implementation, quantization)
-    parts = module_map(model)
     peft_config = None
     if cfg.mode == "full":
         set_trainable(model, ["projector", "language_model", "lm_head"] + ["vision_tower"] * cfg.train_vision_tower)
@@ -156,16 +190,7 @@ def _train(ctx: StageContext, base: str, out_dir: Path, data_file: Path, image_r
         set_trainable(model, [])
         if quantization is not None:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
-        modules_to_save = [parts.projector]
-        modules_to_save += [parts.vision_tower] * cfg.train_vision_tower + [parts.lm_head] * cfg.lora.train_lm_head
-        peft_config = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=lora_target_regex(model),
-            modules_to_save=modules_to_save,
-            task_type="CAUSAL_LM",
-        )
+        peft_config = lora_config(model, cfg.lora, cfg.train_vision_tower)
     trainer = train_stage(
         ctx,
         model,

@@ -1,11 +1,13 @@
-"""The `align:` (stage 1) and `instruct:` (stage 2) sections of a recipe. Imports only pydantic.
+"""The `align:` (stage 1), `instruct:` (stage 2) and `finetune:` (downstream) sections of a recipe. Imports only
+pydantic.
 
-Defaults are LLaVA-1.5's published settings (scripts/v1_5/pretrain.sh, finetune_lora.sh).
+Defaults are LLaVA-1.5's published settings (scripts/v1_5/pretrain.sh, finetune_lora.sh, finetune_task_lora.sh) and,
+for `finetune`, LLaVA-Med's downstream fine-tune on a VQA benchmark's train split.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,3 +65,44 @@ class InstructConfig(TrainerSettings):
     # settings and seed) from the model as it was before `align` into `instruct/without_align/`; `evaluate` then
     # scores it next to the trained and the untrained model. Costs a second stage-2 training and evaluation.
     compare_without_align: bool = False
+
+
+TrainingMode = Literal["lora", "qlora", "full"]
+# LLaVA-Med's downstream fine-tune (full, 3 epochs, lr 2e-5) and LLaVA's finetune_task_lora.sh (LoRA, lr 2e-4).
+FINETUNE_LEARNING_RATES: dict[str, float] = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4}
+
+
+class FinetuneConfig(TrainerSettings):
+    """Downstream fine-tune: train on a domain benchmark's train split, each question a one-turn conversation whose
+    user turn is the question as `evaluate` asks it and whose assistant turn (the only one with loss) is the answer.
+
+    After `instruct` it keeps training what `instruct` produced (the same adapter over the same base, or the full
+    model); without `instruct` it starts from `align/` or the untrained model with a new LoRA or full training.
+    """
+
+    benchmark: str | None = None  # the domain benchmark whose train split is trained on (e.g. vqa_rad)
+    args: dict[str, Any] = Field(default_factory=dict)  # its loader arguments; `split` defaults to "train"
+    mode: TrainingMode | None = None  # None = what instruct trained (adapter or full), or lora without instruct
+    learning_rate: float | None = Field(None, gt=0)  # None = by mode: FINETUNE_LEARNING_RATES
+    projector_lr: float | None = Field(2e-5, gt=0)  # finetune_task_lora.sh's mm_projector_lr; None = learning_rate
+    num_train_epochs: float = Field(3.0, gt=0)  # LLaVA-Med's downstream command (its released deltas: 9 epochs)
+    per_device_train_batch_size: int = Field(16, ge=1)
+    # The shape of a new adapter (no `instruct` in the recipe); after instruct its adapter keeps instruct.lora's.
+    lora: LoraSettings | None = None
+    train_vision_tower: bool | None = None  # None = as instruct (when continuing it), else frozen
+
+    def loader_args(self, args_model: type[BaseModel]) -> dict[str, Any]:
+        """The benchmark's loader arguments: `args`, with `split: train` when the loader has a `split` argument
+        that `args` does not set.
+
+        Args:
+            args_model (`type[BaseModel]`): the benchmark's arguments model (`Benchmark.args`).
+        """
+        args = dict(self.args)
+        if "split" in args_model.model_fields and "split" not in args:
+            args["split"] = "train"
+        return args
+
+    def resolved_learning_rate(self, mode: str) -> float:
+        """`learning_rate`, or the default of `mode` (`FINETUNE_LEARNING_RATES`) when it is unset."""
+        return self.learning_rate if self.learning_rate is not None else FINETUNE_LEARNING_RATES[mode]

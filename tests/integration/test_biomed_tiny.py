@@ -31,6 +31,9 @@ def test_tiny_biomed_recipe_learns_and_keeps_patients_out(tmp_path: Path) -> Non
     assert metrics["baseline"]["closed_accuracy"] < 0.5  # chance is about 0.5; the untrained model is far below
     for kind in ("lesion", "side", "modality"):
         assert metrics["metrics"][f"closed_accuracy/{kind}"] >= 0.7, kind
+    rows = [json.loads(line) for line in (run_dir / "eval" / "synthetic" / "predictions.jsonl").open()]
+    closed = [row["correct"] for row in rows if row["answer_type"] == "closed"]
+    assert sum(closed) / len(closed) == pytest.approx(metrics["metrics"]["closed_accuracy"])  # the same rule
     # LLaVA's "no stage 1" ablation (instruct.compare_without_align): scored and shown next to the other two
     assert 0.0 <= metrics["without_align"]["closed_accuracy"] <= 1.0, metrics
     assert (run_dir / "eval" / "synthetic" / "without_align_predictions.jsonl").is_file()

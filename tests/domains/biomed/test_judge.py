@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from llava_adapt.data.records import VQAItem
 from llava_adapt.domains.biomed.judge import (
+    JUDGE,
     JUDGE_SYSTEM,
     ChatQuestion,
     Judgement,
-    judge_chat,
     judge_messages,
     parse_scores,
     relative_scores,
@@ -77,16 +78,25 @@ def test_relative_scores_both_aggregations():
     assert out["relative_score/mri"] == pytest.approx(100.0)
 
 
-def test_judge_chat_with_an_injected_judge():
-    seen: list[list[dict[str, str]]] = []
-
-    def complete(messages: list[dict[str, str]]) -> str:
-        seen.append(messages)
-        return "8 4\nok" if "short" in messages[1]["content"] else "not a score"
-
-    results = judge_chat([question("a"), question("b")], ["short answer", "long answer"], complete)
-    assert [r.scores for r in results] == [(8.0, 4.0), None]
-    assert len(seen) == 2 and "[Assistant 2]\nshort answer" in seen[0][1]["content"]
-    assert relative_scores(results)["relative_score"] == pytest.approx(50.0)
+def test_judge_contract_adaptors_build_requests_and_score_replies():
+    item = VQAItem(
+        id="llava_med_chat-7",
+        image="images/a.png",
+        question="What imaging technique was used?",
+        answer="Single photon emission computed tomography (SPECT).",
+        answer_type="open",
+        meta={"caption": "Figure 3: SPECT images.", "mentions": ["decreased CBF (figure 3)."], "category":
+              "conversation", "domain": "ct_scan"},
+    )  # fmt: skip
+    request = JUDGE.messages(item, "A SPECT scan.")
+    content = request[1]["content"]
+    assert "Figure Caption:\nFigure 3: SPECT images." in content
+    assert "\t- decreased CBF (figure 3)." in content
+    assert "[Assistant 1]\nSingle photon emission computed tomography (SPECT)." in content
+    assert "[Assistant 2]\nA SPECT scan." in content
+    out = JUDGE.score([item, item, item], ["8 4\nfine", "no scores here", None])
+    assert out["relative_score"] == pytest.approx(50.0)
+    assert out["relative_score/ct_scan"] == pytest.approx(50.0)
+    assert (out["n_scored"], out["judge_failures"]) == (1.0, 2.0)
     with pytest.raises(ValueError):
-        judge_chat([question()], [], complete)
+        JUDGE.score([item], [])

@@ -9,6 +9,7 @@ import pytest
 from llava_adapt.data.records import VQAItem
 from llava_adapt.domains.biomed.metrics import (
     closed_candidates,
+    closed_correct,
     exact_match,
     metrics_by,
     normalize_answer,
@@ -146,3 +147,20 @@ def test_vqa_metrics_groups_and_missing_kinds():
 def test_vqa_metrics_length_mismatch():
     with pytest.raises(ValueError, match="1 items but 2 predictions"):
         vqa_metrics([closed("yes")], ["yes", "no"])
+
+
+def test_the_correct_column_agrees_with_closed_accuracy():
+    from llava_adapt.evaluate.metrics import is_correct
+
+    items = [
+        closed("yes"),
+        closed("no"),
+        closed("left", ["left", "right"]),
+        closed("yes"),
+        closed("ct", ["ct", "mri"]),
+    ]
+    predictions = ["Yes, though no effusion.", "No.", "On the right, not the left.", "nodule", "An MRI slice."]
+    column = [closed_correct(item, p) for item, p in zip(items, predictions, strict=True)]
+    assert column == [True, True, False, False, False]  # first candidate named; "nodule" names none
+    assert sum(column) / len(column) == pytest.approx(vqa_metrics(items, predictions)["closed_accuracy"])
+    assert not is_correct(items[0], predictions[0])  # the generic rule sees both yes and no: where they differ

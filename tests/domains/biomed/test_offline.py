@@ -43,7 +43,7 @@ def test_domain_passes_the_contract_and_loads_through_the_registry():
     assert check_domain(domain, "biomed") is domain
     assert registry.get("biomed") is domain
     assert set(domain.sources) == {"figures", "dicom", "synthetic"}
-    assert set(domain.benchmarks) == {"vqa_rad", "slake", "path_vqa", "synthetic"}
+    assert set(domain.benchmarks) == {"vqa_rad", "slake", "path_vqa", "llava_med_chat", "synthetic"}
     for source in domain.sources.values():
         assert source.args.model_json_schema()["additionalProperties"] is False
 

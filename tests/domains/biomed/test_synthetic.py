@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -116,3 +117,32 @@ def test_pydicom_test_files_pass_through_the_dicom_converter(ctx: SourceContext)
     phi = phi_values(get_testdata_file("CT_small.dcm")) | phi_values(get_testdata_file("MR_small.dcm"))
     text = repr([r.to_dict() for r in records])
     assert phi and not any(value in text for value in phi)
+
+
+def test_the_benchmark_train_split_is_disjoint_from_its_test_split_and_the_source(ctx: SourceContext):
+    """`split: train` (for `finetune`) draws its own images; the test split is what it always was."""
+
+    def hashes(folder, images) -> set[str]:
+        return {hashlib.sha1((folder / image).read_bytes()).hexdigest() for image in images}
+
+    records = load_source(SyntheticSourceArgs(n_images=40, image_size=64), ctx)
+    source = hashes(ctx.output_dir, [r.image for r in records])
+    test = list(load_benchmark(SyntheticVQAArgs(n_images=40, image_size=64), ctx))
+    train = list(load_benchmark(SyntheticVQAArgs(n_images=40, image_size=64, split="train"), ctx))
+    test_images, train_images = {i.image for i in test}, {i.image for i in train}
+    assert len(train_images) == len(test_images) == 40
+    assert {Path(i).parent.as_posix() for i in test_images} == {"synthetic/eval"}  # unchanged (integration numbers)
+    assert {Path(i).parent.as_posix() for i in train_images} == {"synthetic/vqa_train"}
+    assert all(i.id.startswith("synthetic-eval-") for i in test)
+    assert all(i.id.startswith("synthetic-vqa-train-") for i in train)
+    test_hashes, train_hashes = hashes(ctx.output_dir, test_images), hashes(ctx.output_dir, train_images)
+    assert len(train_hashes) == 40 and not train_hashes & test_hashes and not train_hashes & source
+    # the test split draws from the stream it always used: the same scenes as a fresh `biomed-synthetic-eval` stream
+    rng = random.Random(f"biomed-synthetic-eval-{ctx.seed}")
+    scenes = []
+    for _ in range(40):
+        scenes.append(sample_scene(rng))
+        draw(scenes[-1], 64, rng)
+    lesion = [i.answer for i in test if i.meta["kind"] == "lesion"]
+    assert lesion == ["yes" if s.lesion else "no" for s in scenes]
+    assert [i.answer for i in train if i.meta["kind"] == "lesion"] != lesion

@@ -123,3 +123,13 @@ def test_gold_from_answer_letter_without_meta_index() -> None:
     item = VQAItem("z", "x.png", "q", "B", "closed", choices=["x", "y"], meta={})
     assert scienceqa_metrics([item], ["B"])["accuracy"] == 100.0
     assert scienceqa_metrics([item], ["The answer is A."])["accuracy"] == 0.0
+
+
+def test_the_correct_column_agrees_with_the_metric() -> None:
+    from llava_adapt.domains.scienceqa.metrics import answer_correct
+    from llava_adapt.evaluate.metrics import is_correct
+
+    column = [answer_correct(item, prediction) for item, prediction in zip(ITEMS, PREDICTIONS, strict=True)]
+    assert column == [True, True, False, False, False, True]  # the table above
+    assert 100 * sum(column) / len(column) == scienceqa_metrics(ITEMS, PREDICTIONS)["accuracy"]
+    assert not is_correct(ITEMS[1], PREDICTIONS[1])  # the generic rule cannot read "The answer is A."
