@@ -17,8 +17,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 MODEL_HELP = (
-    "A run directory (its instruct result), a PEFT adapter folder, a model folder in llava-hf layout, "
-    "or a Hub id such as llava-hf/llava-1.5-7b-hf."
+    "A run directory (its final model: finetune/ or instruct/), a PEFT adapter folder, a model folder in llava-hf "
+    "layout, or a Hub id such as llava-hf/llava-1.5-7b-hf."
 )
 
 

@@ -15,7 +15,7 @@ from llava_adapt.hub.errors import PublishError
 console = Console()
 err_console = Console(stderr=True)
 
-RUN_DIR_HELP = "A run directory whose instruct stage completed (the run_dir of `llava-adapt recipe run`)."
+RUN_DIR_HELP = "A run directory whose last training stage (instruct or finetune) completed (`recipe run`'s run_dir)."
 DATASET_HELP = "Hub id of a training dataset for the card (repeatable); default: what the domain plugin declares."
 LICENSE_HELP = "License id for the card (e.g. apache-2.0, llama2); default: the recipe's publish.license."
 
