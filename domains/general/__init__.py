@@ -9,9 +9,17 @@ Sources:
 - `shapes`: synthetic coloured shapes on noisy backgrounds (captions, labels, and the shape's box as allow-listed
   context), drawn offline for the `tiny` preset and the tests.
 
-Benchmark `shapes_color`: held-out images with the closed question "What color is the shape?" (choices: the
-colours; metric: accuracy, chance 0.25). The offline generator writes LLaVA-style conversations from the shapes'
-labels; the prompts in `prompts/` serve a GPT-4-class teacher, with the context `build_context` lays out.
+Benchmarks:
+
+- `shapes_color`: held-out images with the closed question "What color is the shape?" (choices: the colours;
+  metric: accuracy, chance 0.25);
+- `llava_bench_coco` and `llava_bench_wild`: LLaVA-Bench (COCO: 90 questions on 30 COCO val2014 images; In-the-Wild:
+  60 questions on 24 images), free-form answers scored offline by token recall/F1 against GPT-4's reference
+  (`chat_metrics.py`) and, with `evaluate.judge`, by LLaVA's GPT-4-judged relative score (`llava_bench.py`,
+  `llava_bench_judge.py`).
+
+The offline generator writes LLaVA-style conversations from the shapes' labels; the prompts in `prompts/` serve a
+GPT-4-class teacher, with the context `build_context` lays out.
 """
 
 from __future__ import annotations
@@ -21,9 +29,16 @@ from pathlib import Path
 from llava_adapt.domain import Benchmark, Domain, Source
 from llava_adapt.evaluate.metrics import closed_accuracy
 
-from . import coco, llava_pretrain
+from . import coco, llava_bench, llava_pretrain
+from .chat_metrics import chat_metrics
+from .llava_bench_judge import JUDGE
 from .questions import CLOSED_COLOR_PROMPT, build_context, load_benchmark, offline_generator
 from .shapes import ShapesArgs, load_source
+
+# LLaVA's `model_vqa.py` answered the LLaVA-Bench questions with up to 1024 new tokens. Detailed descriptions and
+# complex reasoning run to a few hundred tokens; an answer cut short is judged as incomplete, and generation stops at
+# the end of the answer anyway. `evaluate.max_new_tokens_by_benchmark` overrides it.
+LLAVA_BENCH_MAX_NEW_TOKENS = 1024
 
 
 class HeldOutShapesArgs(ShapesArgs):
@@ -60,6 +75,22 @@ domain = Domain(
             metrics=closed_accuracy,
             args=HeldOutShapesArgs,
             prompt=CLOSED_COLOR_PROMPT,
+        ),
+        "llava_bench_coco": Benchmark(
+            description="LLaVA-Bench (COCO), qa90 JSONL: GPT-4-judged relative score; token recall/F1 offline",
+            load=llava_bench.load_coco,
+            metrics=chat_metrics,
+            args=llava_bench.LlavaBenchCocoArgs,
+            judge=JUDGE,
+            max_new_tokens=LLAVA_BENCH_MAX_NEW_TOKENS,
+        ),
+        "llava_bench_wild": Benchmark(
+            description="LLaVA-Bench (In-the-Wild), Hub JSONL: GPT-4-judged relative score; token recall/F1 offline",
+            load=llava_bench.load_wild,
+            metrics=chat_metrics,
+            args=llava_bench.LlavaBenchWildArgs,
+            judge=JUDGE,
+            max_new_tokens=LLAVA_BENCH_MAX_NEW_TOKENS,
         ),
     },
     prompts_dir=Path(__file__).parent / "prompts",

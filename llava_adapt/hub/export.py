@@ -89,7 +89,8 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "auto")
 
     The folder is written atomically: until it is complete, `out_dir` keeps what it held before (or does not
     exist). It contains `config.json`, `generation_config.json`, `model.safetensors` (or shards) and the processor
-    (`processor_config.json`, tokenizer files, `chat_template.jinja`).
+    (`processor_config.json`, tokenizer files, `chat_template.jinja`, and the transformers 4.x
+    `preprocessor_config.json` and `chat_template.json`).
 
     Args:
         run_dir (`str | Path`): a run directory whose `instruct` (or, when it runs it, `finetune`) stage completed.
@@ -110,5 +111,40 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "auto")
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        write_legacy_processor_files(processor, Path(tmp))
     logger.info("wrote the merged model to %s", out_dir)
     return Path(out_dir)
+
+
+def write_legacy_processor_files(processor, folder: Path) -> None:
+    """Also write the processor files of the transformers 4.x layout next to transformers 5's.
+
+    transformers 5 saves the image-processor settings inside `processor_config.json` and the chat template as
+    `chat_template.jinja`; serving stacks still on transformers 4.x (older vLLM and SGLang images) read
+    `preprocessor_config.json` and `chat_template.json` instead, as llava-hf's own repositories ship them.
+    transformers 5 reads either layout, so both are written. `tokenizer_config.json` is made readable by both: a
+    `TokenizersBackend` class becomes `PreTrainedTokenizerFast` (the same class under its 4.x name) and a list of
+    `extra_special_tokens` becomes `additional_special_tokens` (4.x expects a dict under the former name).
+    Checked by hand with transformers 4.57: `AutoProcessor` loads the folder and encodes an image prompt to the
+    same ids as transformers 5.
+
+    Args:
+        processor (`ProcessorMixin`): the model's processor (a `LlavaProcessor`).
+        folder (`Path`): the model folder `processor.save_pretrained` wrote.
+    """
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is not None:
+        (folder / "preprocessor_config.json").write_text(image_processor.to_json_string(), encoding="utf-8")
+    tokenizer_config = folder / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        if settings.get("tokenizer_class") == "TokenizersBackend":
+            settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        if isinstance(settings.get("extra_special_tokens"), list):
+            extra = settings.pop("extra_special_tokens")
+            settings["additional_special_tokens"] = settings.get("additional_special_tokens", []) + extra
+        tokenizer_config.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if getattr(processor, "chat_template", None):
+        (folder / "chat_template.json").write_text(
+            json.dumps({"chat_template": processor.chat_template}, indent=2) + "\n", encoding="utf-8"
+        )

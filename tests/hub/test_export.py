@@ -80,3 +80,26 @@ def test_missing_base_is_a_clear_error_and_leaves_nothing(run_dir: Path, tmp_pat
     with pytest.raises(PublishError, match="is not a model folder"):
         export_merged(run_dir, tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
+
+
+def test_merged_folder_also_has_the_transformers_4_processor_files(run_dir: Path, tmp_path: Path) -> None:
+    out = export_merged(run_dir, tmp_path / "merged")
+    processor = AutoProcessor.from_pretrained(run_dir / "instruct")
+    legacy = json.loads((out / "preprocessor_config.json").read_text())
+    assert legacy["image_processor_type"] == "CLIPImageProcessor"  # a class name transformers 4.x knows
+    assert legacy == json.loads((out / "processor_config.json").read_text())["image_processor"]
+    assert json.loads((out / "chat_template.json").read_text()) == {"chat_template": processor.chat_template}
+    # The legacy chat template is the one read when the transformers 5 file is absent.
+    (out / "chat_template.jinja").unlink()
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] != "TokenizersBackend"  # a name transformers 4.x does not know
+    assert not isinstance(tokenizer_config.get("extra_special_tokens"), list)
+    reloaded = AutoProcessor.from_pretrained(out)
+    assert reloaded.chat_template == processor.chat_template
+    assert reloaded.image_processor.to_dict() == processor.image_processor.to_dict()
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there a lesion?"}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    expected = processor(images=make_image(), text=prompt, return_tensors="pt")
+    encoded = reloaded(images=make_image(), text=prompt, return_tensors="pt")
+    assert torch.equal(encoded["input_ids"], expected["input_ids"])
+    assert torch.equal(encoded["pixel_values"], expected["pixel_values"])
