@@ -243,15 +243,16 @@ def _stage_table(run: RunInfo) -> list[str]:
 
 
 def _metric_table(run: RunInfo) -> list[str]:
-    baseline = any(r.baseline for r in run.results)
-    lines = ["| benchmark | metric | this model |" + (" before training |" if baseline else "")]
-    lines.append("|---|---|---|" + ("---|" if baseline else ""))
+    columns = [(title, key) for title, key in (("before training", "baseline"), ("without align", "without_align"))
+               if any(getattr(r, key) for r in run.results)]  # fmt: skip
+    lines = ["| benchmark | metric | this model |" + "".join(f" {title} |" for title, _ in columns)]
+    lines.append("|---|---|---|" + "---|" * len(columns))
     for result in run.results:
         for metric, value in result.metrics.items():
             row = f"| {result.name} | {metric} | {_number(value)} |"
-            if baseline:
-                before = result.baseline.get(metric)
-                row += f" {_number(before) if before is not None else '–'} |"
+            for _, key in columns:
+                other = getattr(result, key).get(metric)
+                row += f" {_number(other) if other is not None else '–'} |"
             lines.append(row)
     return lines if len(lines) > 2 else []
 
@@ -310,6 +311,7 @@ def build_model_card(
         "generation_accounting": accounting,
         "stage_table": _stage_table(run),
         "metric_table": _metric_table(run),
+        "has_without_align": any(r.without_align for r in run.results),
         "no_results_reason": _no_results_reason(run),
         "versions": [(key, versions[key]) for key in VERSION_KEYS if key in versions],
     }

@@ -94,11 +94,14 @@ class BenchmarkResult:
         name (`str`): the benchmark (its folder name under `eval/`).
         metrics (`dict[str, float]`): the trained model's scores by metric name.
         baseline (`dict[str, float]`): the untrained model's scores (empty when not measured).
+        without_align (`dict[str, float]`): the scores of the same training without `align` (LLaVA's "no stage 1"
+            ablation, `instruct.compare_without_align`; empty when not measured).
     """
 
     name: str
     metrics: dict[str, float]
     baseline: dict[str, float] = field(default_factory=dict)
+    without_align: dict[str, float] = field(default_factory=dict)
 
 
 def read_metrics(path: Path) -> BenchmarkResult:
@@ -114,6 +117,7 @@ def read_metrics(path: Path) -> BenchmarkResult:
     if not isinstance(data, dict):
         raise PublishError(f"{path} is not a JSON object of metrics; rerun the evaluate stage")
     baseline = data.pop("baseline", None)
+    without_align = data.pop("without_align", None)
     if isinstance(data.get("metrics"), dict):
         metrics = _flatten(data["metrics"])
         if isinstance(data.get("num_items"), int):
@@ -121,7 +125,10 @@ def read_metrics(path: Path) -> BenchmarkResult:
     else:
         metrics = _flatten(data)
     return BenchmarkResult(
-        name=path.parent.name, metrics=metrics, baseline=_flatten(baseline) if isinstance(baseline, dict) else {}
+        name=path.parent.name,
+        metrics=metrics,
+        baseline=_flatten(baseline) if isinstance(baseline, dict) else {},
+        without_align=_flatten(without_align) if isinstance(without_align, dict) else {},
     )
 
 

@@ -161,3 +161,18 @@ def test_malformed_metrics_name_the_file(run_dir: Path) -> None:
     path.write_text("[1, 2", encoding="utf-8")
     with pytest.raises(PublishError, match=r"slake/metrics.json is not valid JSON"):
         read_metrics(path)
+
+
+def test_card_shows_the_without_align_column_when_measured(run_dir: Path) -> None:
+    import json
+
+    path = run_dir / "eval" / "vqa_rad" / "metrics.json"
+    data = json.loads(path.read_text())
+    assert "without align" not in card_of(run_dir).text
+    data["without_align"] = {"closed_accuracy": 0.7, "open_recall": 0.45}
+    path.write_text(json.dumps(data))
+    text = card_of(run_dir).text
+    assert "| benchmark | metric | this model | before training | without align |" in text
+    assert "| vqa_rad | closed_accuracy | 0.75 | 0.5 | 0.7 |" in text
+    assert "| slake | closed_accuracy | 0.625 | – | – |" in text
+    assert 'LLaVA\'s "no stage 1" ablation' in text
