@@ -143,6 +143,7 @@ def test_evaluate_scores_the_finetuned_models(finished: tuple[Path, list[Path]])
     # the run report shows the stage and its loss curve
     assert (run_dir / "report" / "finetune_curves.png").is_file()
     assert "<td>finetune</td>" in " ".join((run_dir / "report.html").read_text().split())
+    assert "before align, then fine-tuned the same way (finetune)" in (run_dir / "report.html").read_text()
 
 
 def test_the_finetuned_adapter_loads_with_stock_peft(finished: tuple[Path, list[Path]]) -> None:
