@@ -55,6 +55,12 @@ def _judge_config(base, model: str | None, base_url: str | None, api_key_env: st
     return JudgeConfig.model_validate(settings)
 
 
+def _aspect(value: str | None) -> str | None:
+    if value not in (None, "pad", "crop"):
+        raise typer.BadParameter(f"{value!r}: use pad or crop", param_hint="--image-aspect-ratio")
+    return value
+
+
 def _default_out(model: str, benchmark: str) -> Path:
     name = Path(model.rstrip("/")).name if Path(model).exists() else model.replace("/", "--")
     return Path("eval_results") / name / benchmark
@@ -78,6 +84,9 @@ def eval_command(
     ),
     arg: list[str] | None = typer.Option(
         None, "--arg", help="Benchmark argument key=value (repeatable), e.g. --arg path=vqa_rad."
+    ),
+    image_aspect_ratio: str | None = typer.Option(
+        None, "--image-aspect-ratio", help="pad (LLaVA-1.5's pad to square) or crop; default: the processor's."
     ),
     judge: str | None = typer.Option(
         None, "--judge", help="Judge model (e.g. gpt-4o) for benchmarks with a judged score; default: the run's."
@@ -115,7 +124,7 @@ def eval_command(
         root = data_root or Path(recipe.data.root if same_domain else ".").expanduser()
         base_judge = recipe.evaluate.judge if same_domain and bench.judge is not None else None
         judge_config = _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)
-        resolved = resolve_model(model)
+        resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
         metrics = evaluate_benchmark(
             resolved, plugin, name, out or _default_out(model, name), args, root, limit, batch_size, max_new_tokens,
             recipe.seed if recipe else 0, judge_config,
@@ -140,6 +149,9 @@ def chat_command(
     ),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Answer length limit per turn."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy, reproducible."),
+    image_aspect_ratio: str | None = typer.Option(
+        None, "--image-aspect-ratio", help="pad (LLaVA-1.5's pad to square) or crop; default: the processor's."
+    ),
 ) -> None:
     """Ask a model about an image: one answer with --prompt, else a conversation read from stdin.
 
@@ -151,7 +163,7 @@ def chat_command(
 
     try:
         picture = load_image(image)
-        resolved = resolve_model(model)
+        resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
     except (ChatImageError, ModelResolveError) as exc:
         raise _fail(exc) from None
     session = ChatSession(resolved.model, resolved.processor, picture, max_new_tokens, temperature)

@@ -24,6 +24,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedM
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.export import load_merged, resolve_base
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
+from llava_adapt.model.aspect import set_image_aspect_ratio
 from llava_adapt.model.load import ensure_training_template
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -68,13 +69,17 @@ def _load_folder(folder: Path, search_root: Path, dtype: str) -> tuple[PreTraine
     return model, AutoProcessor.from_pretrained(processor_dir)
 
 
-def resolve_model(model_or_run_dir: str | Path, dtype: str = "auto", device: str | None = None) -> ResolvedModel:
+def resolve_model(
+    model_or_run_dir: str | Path, dtype: str = "auto", device: str | None = None, image_aspect_ratio: str | None = None
+) -> ResolvedModel:
     """Load the model that `model_or_run_dir` names (see the module docstring for what it may be).
 
     Args:
         model_or_run_dir (`str | Path`): a run directory, a PEFT adapter folder, a model folder or a Hub id.
         dtype (`str`, defaults to `"auto"`): weights dtype (`"auto"` keeps the saved one, else e.g. `"bfloat16"`).
         device (`str`, *optional*): where to put the model; defaults to `"cuda"` when available, else `"cpu"`.
+        image_aspect_ratio (`"pad" | "crop"`, *optional*): pad images to a square (LLaVA-1.5's evaluation) or
+            centre-crop them; `None` keeps what the saved processor does.
 
     Raises:
         ModelResolveError: the path does not exist, is none of the four kinds, or is a run directory whose model
@@ -113,6 +118,8 @@ def resolve_model(model_or_run_dir: str | Path, dtype: str = "auto", device: str
     except PublishError as exc:
         raise ModelResolveError(str(exc)) from None
     ensure_training_template(processor)
+    if image_aspect_ratio is not None:
+        set_image_aspect_ratio(processor, image_aspect_ratio)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     return ResolvedModel(model=model, processor=processor, kind=kind, name=name, run=run)

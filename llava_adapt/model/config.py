@@ -42,6 +42,9 @@ class ModelConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
     tiny: TinyModelConfig = TinyModelConfig()
+    # LLaVA-1.5's image_aspect_ratio: `pad` fills a non-square image to a square with the processor's mean colour
+    # (LLaVA-1.5 / LLaVA-Med v1.5 training and eval; keeps the borders); `crop` = llava-hf's centre crop.
+    image_aspect_ratio: Literal["pad", "crop"] = "pad"
 
     @model_validator(mode="after")
     def _check_source(self) -> ModelConfig:

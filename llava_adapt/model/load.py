@@ -19,6 +19,7 @@ from transformers import (
     ProcessorMixin,
 )
 
+from llava_adapt.model.aspect import set_image_aspect_ratio
 from llava_adapt.model.chat_template import LLAVA_CHAT_TEMPLATE, has_generation_markers
 from llava_adapt.model.components import from_components
 from llava_adapt.model.config import ModelConfig
@@ -96,17 +97,20 @@ def load_model(config: ModelConfig, seed: int = 0) -> tuple[LlavaForConditionalG
         seed (`int`, defaults to `0`): initialisation seed of whatever is new (the tiny model, a fresh projector).
 
     Returns:
-        `(model, processor)`, the processor with a training-compatible chat template.
+        `(model, processor)`, the processor with a training-compatible chat template and the recipe's
+        `image_aspect_ratio` (pad to square or centre-crop).
     """
     dtype = resolve_dtype(config.dtype)
     if config.source == "tiny":
-        return build_tiny_model(config.tiny, seed)
-    if config.source == "components":
+        model, processor = build_tiny_model(config.tiny, seed)
+    elif config.source == "components":
         model, processor = from_components(
             config.vision_tower, config.language_model, dtype, config.attn_implementation, seed=seed
         )
-        return model, processor
-    return load_pretrained(config.name_or_path, dtype, config.attn_implementation)
+    else:
+        model, processor = load_pretrained(config.name_or_path, dtype, config.attn_implementation)
+    set_image_aspect_ratio(processor, config.image_aspect_ratio)
+    return model, processor
 
 
 def load_trained(

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from llava_adapt.cli.eval import register
 from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
+from llava_adapt.model.aspect import image_aspect_ratio
 from llava_adapt.run.manifest import RUNNING
 from tests.hub.conftest import run_dir, run_template, write_manifest  # noqa: F401  (fixtures)
 
@@ -96,3 +97,11 @@ def test_eval_model_errors(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
 def test_eval_help_has_an_example() -> None:
     result = _invoke("eval", "--help")
     assert result.exit_code == 0 and "Example: llava-adapt eval" in result.output
+
+
+def test_image_aspect_ratio_is_the_saved_processors_unless_overridden(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
+    assert image_aspect_ratio(resolve_model(run_template).processor) == "crop"  # this run saved a cropping one
+    assert image_aspect_ratio(resolve_model(run_template, image_aspect_ratio="pad").processor) == "pad"
+    bad = _invoke("eval", run_template, *SHAPES, "--image-aspect-ratio", "square", "--out", tmp_path / "out")
+    assert bad.exit_code == 2 and "use pad or crop" in bad.output
+    assert not (tmp_path / "out").exists()

@@ -39,6 +39,8 @@ def test_tiny_biomed_recipe_learns_and_keeps_patients_out(tmp_path: Path) -> Non
     assert (run_dir / "eval" / "synthetic" / "without_align_predictions.jsonl").is_file()
     report = (run_dir / "report.html").read_text()
     assert "stage 2 only (no align)" in report
+    processor = json.loads((run_dir / "instruct" / "processor_config.json").read_text())["image_processor"]
+    assert processor["do_pad"] is True  # the recipe's image_aspect_ratio: pad, saved for stock AutoProcessor
 
     prepare = json.loads((run_dir / "manifest.json").read_text())["stages"]["prepare"]
     skipped = prepare["counts"]["skipped"]
