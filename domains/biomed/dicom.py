@@ -12,8 +12,11 @@ The display pipeline follows DICOM PS3.3 C.11 in order:
 5. grey replicated to RGB; colour images (RGB, YBR converted by pydicom, PALETTE COLOR through its LUT) kept.
 
 De-identification: `read_dicom` returns only `DicomImage` — pixels and the allow-listed fields of
-`ALLOWED_FIELDS`. Patient, institution, physician, date and UID tags never leave this module; a file whose
-Burned In Annotation is `YES` is refused unless the caller allows it, since its pixels may show the patient's name.
+`ALLOWED_FIELDS`. Patient, institution, physician, date and UID tags never leave this module as data; the one
+exception is `DicomImage.phi_values()`, the file's own identifying values (`PHI_KEYWORDS`, in the forms people
+write them), which callers use only to redact them out of free text (`redact.redact`) and must never store. A file
+whose Burned In Annotation is `YES` is refused unless the caller allows it, since its pixels may show the patient's
+name.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
+
+from .redact import MIN_LENGTH, date_forms, name_forms
 
 DICOM_EXTRA = 'pip install "llava-adapt[dicom]"'
 
@@ -70,6 +76,33 @@ ALLOWED_FIELDS: dict[str, str] = {
     "StudyDescription": "study_description",
 }
 
+# Identifying attributes whose values `DicomImage.phi_values()` returns (for redaction only), by kind.
+PHI_NAME_KEYWORDS = (
+    "PatientName",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+    "PhysiciansOfRecord",
+    "RequestingPhysician",
+    "OperatorsName",
+)
+PHI_TEXT_KEYWORDS = (
+    "PatientID",
+    "OtherPatientIDs",
+    "IssuerOfPatientID",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+)
+PHI_DATE_KEYWORDS = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+PHI_UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+PHI_KEYWORDS = PHI_NAME_KEYWORDS + PHI_TEXT_KEYWORDS + PHI_DATE_KEYWORDS + PHI_UID_KEYWORDS
+
 Window = Literal["file", "auto"] | str | tuple[float, float]
 
 
@@ -83,18 +116,32 @@ class DicomSkipError(Exception):
 
 @dataclass(frozen=True)
 class DicomImage:
-    """What leaves the DICOM reader: 8-bit RGB frames and allow-listed metadata, nothing else.
+    """What leaves the DICOM reader: 8-bit RGB frames and allow-listed metadata, and (for redaction only) the
+    file's identifying values behind `phi_values()`.
 
     Args:
         frames (`list[np.ndarray]`): `(rows, cols, 3)` uint8 arrays, one per selected frame.
         frame_indices (`list[int]`): the index of each selected frame in the file.
         meta (`dict[str, str]`): allow-listed fields by context key (`modality` as a readable name, `modality_code`,
             `body_part`, `view`, and `study_description` only when allowed). Empty values are left out.
+        phi (`frozenset[str]`, defaults to empty): the file's identifying values; read them with `phi_values()`.
+            Kept out of `repr` and comparisons so that printing or logging the image does not show them.
     """
 
     frames: list[np.ndarray]
     frame_indices: list[int]
     meta: dict[str, str] = field(default_factory=dict)
+    phi: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
+
+    def phi_values(self) -> frozenset[str]:
+        """The file's identifying values, to redact them out of free text; never store, log or serialise them.
+
+        Returns:
+            `frozenset[str]`: the values of `PHI_KEYWORDS` in this file's header: person names as `name_forms`
+            gives them, dates as `date_forms` gives them, ids, institution, addresses and UIDs as written
+            (whitespace collapsed). Values shorter than 2 characters are left out.
+        """
+        return self.phi
 
 
 @dataclass(frozen=True)
@@ -179,7 +226,8 @@ def read_dicom(
         except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, EOFError) as exc:
             raise DicomSkipError(_decode_reason(exc)) from None
         out.append(_to_rgb(arr, ds, window, voi_index))
-    return DicomImage(frames=out, frame_indices=indices, meta=_allowed_meta(ds, allow_study_description))
+    meta = _allowed_meta(ds, allow_study_description)
+    return DicomImage(frames=out, frame_indices=indices, meta=meta, phi=_phi_values(ds))
 
 
 def window_to_unit(arr: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
@@ -318,3 +366,34 @@ def _allowed_meta(ds: Dataset, allow_study_description: bool) -> dict[str, str]:
             value = value.replace("_", " ").lower()
         meta[key] = value
     return meta
+
+
+def _phi_values(ds: Dataset) -> frozenset[str]:
+    values: set[str] = set()
+    for keyword in PHI_NAME_KEYWORDS:
+        for name in _strings(ds.get(keyword)):
+            values.update(name_forms(name))
+    for keyword in PHI_TEXT_KEYWORDS:
+        for text in _strings(ds.get(keyword)):
+            values.add(" ".join(text.split()))
+    for item in ds.get("OtherPatientIDsSequence") or []:
+        for keyword in ("PatientID", "IssuerOfPatientID"):
+            values.update(" ".join(text.split()) for text in _strings(item.get(keyword)))
+    for keyword in PHI_DATE_KEYWORDS:
+        for date in _strings(ds.get(keyword)):
+            values.update(date_forms(date))
+    for keyword in PHI_UID_KEYWORDS:
+        values.update(_strings(ds.get(keyword)))
+    return frozenset(v for v in values if len(v) >= MIN_LENGTH)
+
+
+def _strings(value: object) -> list[str]:
+    """The non-empty strings of an element value: each of a multi-valued one, and each line of a multi-line one."""
+    if value is None:
+        return []
+    out: list[str] = []
+    for item in value if isinstance(value, (list, tuple, MultiValue)) else [value]:
+        text = str(item or "").strip()
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        out.extend([text, *lines] if len(lines) > 1 else [text] if text else [])
+    return out

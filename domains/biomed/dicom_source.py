@@ -11,12 +11,19 @@ Layout it reads (any nesting works; the first folder level under `path` is "the 
 Each selected frame becomes `<output_dir>/dicom/<pseudonym>.png` and a `CaptionRecord` whose id is a hash of the
 file's relative path (folder names may carry patient ids), whose caption is the matched report (or, with
 `missing_report="describe"`, a sentence built from the allow-listed metadata), and whose context holds only the
-allow-listed fields of `context_fields`. Reports are taken as given: de-identify their text before using them.
+allow-listed fields of `context_fields`.
+
+Reports are redacted file by file (`redact_reports`, on by default): the identifying values of the file's own header
+(patient name, ids, accession number, institution, physicians, dates, UIDs; `dicom.PHI_KEYWORDS`) are replaced with
+`[REDACTED]` in the report and in its label values, before anything is written. The values stay in memory and are
+never logged; the log gets a count (`dicom: redacted N identifiers in M of K reports`). This catches what the header
+knows, not every identifier a report can hold: de-identify report text that names other people, places or dates.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +37,9 @@ from llava_adapt.domain import SourceContext
 
 from .dicom import WINDOW_PRESETS, DicomSkipError, read_dicom, read_keys
 from .files import pseudonym, resolve_input, save_png
+from .redact import RedactionCounts, redact
+
+log = logging.getLogger("llava_adapt")
 
 ContextField = Literal["modality", "body_part", "view", "study_description"]
 NOT_DICOM_SUFFIXES = frozenset({".csv", ".json", ".jsonl", ".txt", ".md", ".png", ".jpg", ".jpeg", ".xml", ".zip"})
@@ -61,6 +71,11 @@ class DicomSourceArgs(BaseModel):
         context_fields (`list[str]`, defaults to `["modality", "body_part", "view"]`): allow-listed metadata that
             becomes record context; add `"study_description"` only when descriptions are known to be free of PHI.
         max_size (`int | None`, defaults to `1024`): shrink written images so the longer side is at most this.
+        redact_reports (`bool`, defaults to `True`): replace the identifying values of each file's own header
+            (patient name in its usual written forms, patient/other ids, issuer, accession number, institution name
+            and address, physician and operator names, birth/study/series/acquisition/content dates in common date
+            formats, study/series/SOP instance UIDs) with `[REDACTED]` in its report and label values,
+            case-insensitively and as whole words. Turn it off only for reports already de-identified.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -80,6 +95,7 @@ class DicomSourceArgs(BaseModel):
     allow_burned_in: bool = False
     context_fields: list[ContextField] = Field(default_factory=lambda: ["modality", "body_part", "view"])
     max_size: int | None = Field(1024, ge=16)
+    redact_reports: bool = True
 
     @field_validator("window")
     @classmethod
@@ -100,6 +116,7 @@ def load(args: DicomSourceArgs, ctx: SourceContext) -> Iterator[CaptionRecord | 
     files = sorted(p for p in root.rglob("*") if p.is_file() and _maybe_dicom(p))
     selected, skips = _select_slices(files, root, args)
     yield from skips
+    counts = RedactionCounts()
     for path in selected:
         rel = path.relative_to(root)
         key = _key(rel, path, args.match_on)
@@ -109,7 +126,9 @@ def load(args: DicomSourceArgs, ctx: SourceContext) -> Iterator[CaptionRecord | 
             yield Skip(pseudonym(rel.as_posix(), "dicom"), "empty report" if row else "no report for study")
             continue
         labels = {f: str(row[f]) for f in args.label_fields if row and row.get(f) not in (None, "")}
-        yield from convert_file(path, rel.as_posix(), text or None, labels, args, ctx)
+        yield from convert_file(path, rel.as_posix(), text or None, labels, args, ctx, counts=counts)
+    if args.redact_reports and counts.reports:
+        log.info("dicom: %s", counts.summary())
 
 
 def convert_file(
@@ -119,8 +138,12 @@ def convert_file(
     labels: dict[str, str],
     args: DicomSourceArgs,
     ctx: SourceContext,
+    counts: RedactionCounts | None = None,
 ) -> Iterator[CaptionRecord | Skip]:
     """Convert one DICOM file into records (one per selected frame), writing PNGs under `ctx.output_dir/dicom/`.
+
+    With `args.redact_reports`, the report and the label values are redacted with this file's own identifying
+    values (`DicomImage.phi_values()`) first.
 
     Args:
         path (`Path`): the DICOM file.
@@ -129,6 +152,7 @@ def convert_file(
         labels (`dict[str, str]`): labels from the reports file.
         args (`DicomSourceArgs`): conversion settings.
         ctx (`SourceContext`): where to write images.
+        counts (`RedactionCounts | None`, defaults to `None`): where to count reports checked and redacted.
     """
     base = pseudonym(name, "dicom")
     try:
@@ -146,11 +170,27 @@ def convert_file(
         return
     context = {key: image.meta[key] for key in args.context_fields if key in image.meta}
     record_labels = dict(labels)
+    if args.redact_reports and (report or record_labels):
+        phi = image.phi_values()
+        replaced = 0
+        if report:
+            report, replaced = redact(report, phi)
+        for key, value in labels.items():
+            record_labels[key], found = redact(value, phi)
+            replaced += found
+        if counts is not None:
+            counts.add(replaced)
     if "modality" in image.meta:
         record_labels.setdefault("modality", image.meta["modality"].lower())
     if "body_part" in image.meta:
         record_labels.setdefault("body_part", image.meta["body_part"])
     caption = report or describe(image.meta)
+    if args.redact_reports and "study_description" in image.meta:  # free text too, when the recipe lets it through
+        phi = image.phi_values()
+        if not report:
+            caption = redact(caption, phi)[0]
+        if "study_description" in context:
+            context["study_description"] = redact(context["study_description"], phi)[0]
     for index, frame in zip(image.frame_indices, image.frames, strict=True):
         record_id = base if len(image.frames) == 1 else f"{base}-f{index}"
         relative = f"dicom/{record_id}.png"

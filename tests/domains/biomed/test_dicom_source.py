@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from llava_adapt.data.jsonl import RecordFileError
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 from llava_adapt.domains.biomed.dicom_source import DicomSourceArgs, describe, load
+from llava_adapt.recipe.loader import load_recipe
+from llava_adapt.run.pipeline import run_pipeline
 from llava_adapt.stages.prepare import image_problem, resolve_image
 
 from .helpers import copy_dicom, dicom_file, phi_values
@@ -160,3 +165,98 @@ def test_args_are_validated():
     with pytest.raises(pydantic.ValidationError):
         DicomSourceArgs(folder="x")
     assert DicomSourceArgs(window=[40, 400]).window == (40.0, 400.0)
+
+
+# A study whose header names the patient, and a report that repeats the header's values in the ways people write.
+HEADER = {
+    "PatientName": "Doe^Jane",
+    "PatientID": "PX-7781",
+    "StudyDate": "20040119",
+    "InstitutionName": "St Mary Hospital",
+    "ReferringPhysicianName": "Lee^Ann",
+}
+REPORT = (
+    "Jane Doe (DOE, JANE), ID PX-7781, seen 2004-01-19 (01/19/2004) at st mary hospital, referred by Dr Ann Lee. "
+    "Findings: small nodule in the left upper lobe. Leeward wing follow-up in 3 months."
+)
+REDACTED_REPORT = (
+    "[REDACTED] ([REDACTED]), ID [REDACTED], seen [REDACTED] ([REDACTED]) at [REDACTED], referred by Dr [REDACTED]. "
+    "Findings: small nodule in the left upper lobe. Leeward wing follow-up in 3 months."
+)
+WRITTEN_FORMS = ("Jane Doe", "DOE, JANE", "PX-7781", "2004-01-19", "01/19/2004", "st mary hospital", "Ann Lee")
+WORDS = ("Jane", "Doe", "Lee", "Ann", "PX-7781", "20040119", "2004-01-19", "01/19/2004", "St Mary Hospital")
+
+
+def write_named_study(root: Path) -> None:
+    copy_dicom("CT_small.dcm", root / "studies/case1/IM1.dcm", **HEADER)
+    with open(root / "reports.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([("study", "report", "finding"), ("case1", REPORT, "nodule (Jane Doe)")])
+
+
+def leaked(text: str) -> list[str]:
+    """The identifying words of `HEADER` found in `text` as whole words, in any case ("Leeward" is not "Lee")."""
+    return [w for w in WORDS if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)]
+
+
+def test_reports_are_redacted_with_the_file_s_own_header(ctx: SourceContext, caplog: pytest.LogCaptureFixture):
+    write_named_study(ctx.data_root)
+    assert leaked(REPORT) and leaked("nodule (Jane Doe)")  # the check below can fail
+    with caplog.at_level(logging.INFO, logger="llava_adapt"):
+        records, skips = run(ctx, path="studies", reports="reports.csv", label_fields=["finding"])
+    assert not skips and len(records) == 1
+    caption = records[0].caption
+    assert caption == REDACTED_REPORT
+    assert not any(form.lower() in caption.lower() for form in WRITTEN_FORMS)
+    assert "small nodule in the left upper lobe" in caption and "Leeward" in caption
+    assert records[0].labels == {"finding": "nodule ([REDACTED])", "modality": "ct"}
+    assert leaked(json.dumps(records[0].to_dict())) == []
+    assert "dicom: redacted 8 identifiers in 1 of 1 reports" in caplog.messages  # 7 in the report, 1 in the label
+    assert leaked(caplog.text) == []
+
+
+def test_redaction_uses_each_file_s_own_header(ctx: SourceContext):
+    copy_dicom("CT_small.dcm", ctx.data_root / "studies/a/IM1.dcm", PatientName="Doe^Jane")
+    copy_dicom("MR_small.dcm", ctx.data_root / "studies/b/IM1.dcm", PatientName="Roe^Rita")
+    (ctx.data_root / "reports.csv").write_text("study,report\na,Jane Doe and Rita Roe.\nb,Jane Doe and Rita Roe.\n")
+    records, _ = run(ctx, path="studies", reports="reports.csv")
+    assert sorted(r.caption for r in records) == ["Jane Doe and [REDACTED].", "[REDACTED] and Rita Roe."]
+
+
+def test_an_allowed_study_description_is_redacted_too(ctx: SourceContext):
+    copy_dicom("CT_small.dcm", ctx.data_root / "studies/a/IM1.dcm", StudyDescription="CT CHEST DOE JANE", **HEADER)
+    fields = ["modality", "study_description"]
+    records, _ = run(ctx, path="studies", missing_report="describe", context_fields=fields)
+    assert records[0].context["study_description"] == "CT CHEST [REDACTED]"
+    assert leaked(records[0].caption) == [] and leaked(json.dumps(records[0].to_dict())) == []
+
+
+def test_redaction_can_be_switched_off(ctx: SourceContext, caplog: pytest.LogCaptureFixture):
+    write_named_study(ctx.data_root)
+    with caplog.at_level(logging.INFO, logger="llava_adapt"):
+        records, _ = run(ctx, path="studies", reports="reports.csv", label_fields=["finding"], redact_reports=False)
+    assert records[0].caption == REPORT and records[0].labels["finding"] == "nodule (Jane Doe)"
+    assert not any("redacted" in m for m in caplog.messages)
+    assert DicomSourceArgs().redact_reports is True
+
+
+def test_prepare_writes_no_header_identifier_anywhere_in_the_run(tmp_path: Path, ctx: SourceContext):
+    write_named_study(ctx.data_root)
+    run_dir = tmp_path / "run"
+    overrides = [
+        "stages=[prepare]",
+        f"data.root={ctx.data_root}",
+        "data.source=dicom",
+        "data.args={path: studies, reports: reports.csv, label_fields: [finding]}",
+    ]
+    unredacted = load_recipe("biomed", overrides=[*overrides, "data.args.redact_reports=false"], run_dir=str(run_dir))
+    run_pipeline(unredacted, unredacted.domain())
+    assert leaked((run_dir / "data" / "captions.jsonl").read_text())  # the check below can fail
+    loaded = load_recipe("biomed", overrides=overrides, run_dir=str(run_dir))
+    run_pipeline(loaded, loaded.domain())  # the source's arguments changed: prepare runs again, from scratch
+    assert json.loads((run_dir / "manifest.json").read_text())["stages"]["prepare"]["counts"]["kept"] == 1
+    rows = [json.loads(line) for line in (run_dir / "data" / "captions.jsonl").read_text().splitlines()]
+    assert [r["caption"] for r in rows] == [REDACTED_REPORT]
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert {"manifest.json", "recipe.yaml", "captions.jsonl"} <= {p.name for p in files}
+    for path in files:
+        assert leaked(path.read_bytes().decode("latin-1")) == [], path
