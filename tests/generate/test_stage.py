@@ -68,3 +68,15 @@ def test_openai_stage_fails_while_requests_fail_and_resumes(tmp_path: Path, toy,
         assert resumed.info["generate"]["requests"] == 1
     assert len(read_rows(resumed.layout.instruct_data)) == 4
     assert read_rows(resumed.layout.instruct_rejects) == []
+
+
+def test_all_rejected_fails_with_the_first_reason(tmp_path: Path, toy):
+    ctx = stage(tmp_path, [])
+    ctx.layout.data_dir.mkdir(parents=True)
+    write_captions(ctx.layout.captions, 3)  # no "colour" label: the toy offline generator cannot answer
+    with pytest.raises(GenerateError) as failure:
+        run(ctx)
+    message = str(failure.value)
+    assert "no conversations out of 3 jobs" in message
+    assert "the first: offline generator error: KeyError: 'colour'" in message
+    assert dict(ctx.skipped) == {"offline generator error": 3}
