@@ -17,7 +17,6 @@ lock, writes the manifest and runs the data and evaluation stages; every process
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from filelock import FileLock, Timeout
 
 from llava_adapt.domain import Domain
 from llava_adapt.recipe.loader import LoadedRecipe, config_hash
@@ -129,28 +129,25 @@ def plan(recipe: Recipe, domain: Domain, manifest: Manifest, force: str | None =
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run directory for the duration of a run.
+    """Hold an exclusive lock on the run directory for the duration of a run (`filelock`: flock on POSIX,
+    msvcrt on Windows; the OS drops it when the process dies, so a killed run leaves no stale lock).
 
     Raises:
-        PipelineError: another process holds it.
+        PipelineError: another process holds it (the message names its pid).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = run_dir / ".lock"
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            raise PipelineError(f"another llava-adapt run (pid {holder}) is using {run_dir}; wait for it") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    owner = run_dir / ".lock.pid"
+    lock = FileLock(run_dir / ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = owner.read_text().strip() if owner.is_file() else "?"
+        raise PipelineError(f"another llava-adapt run (pid {holder or '?'}) is using {run_dir}; wait for it") from None
+    try:
+        owner.write_text(str(os.getpid()))
+        yield
+    finally:
+        lock.release()
 
 
 def _remove(path: Path) -> None:

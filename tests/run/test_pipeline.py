@@ -205,3 +205,27 @@ def test_under_accelerate_launch_only_training_stages_run_on_every_process(toy: 
     assert ranks == [ALL, ["align", "instruct"]]
     manifest = Manifest.load(toy.parent / "run" / "manifest.json")
     assert all(manifest.stage(s)["status"] == "complete" for s in ALL)
+
+
+def test_the_lock_names_the_holding_process_and_dies_with_it(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(PipelineError, match=rf"another llava-adapt run \(pid {holder.pid}\)"), run_lock(run_dir):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(run_dir):  # a killed holder leaves no stale lock
+        assert (run_dir / ".lock.pid").read_text() == str(os.getpid())
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from llava_adapt.run.pipeline import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
