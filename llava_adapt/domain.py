@@ -162,6 +162,9 @@ class Domain:
             instruction-generation prompt. It must only use the record's caption and the allow-listed context keys.
         context_fields (`tuple[str, ...]`, defaults to `()`): the allow-list of `CaptionRecord.context` keys that
             may reach a prompt; everything else in a record stays local.
+        prompt_context_fields (`Mapping[str, tuple[str, ...]]`, defaults to `{}`): a narrower allow-list for some
+            prompt types, by prompt type (a subset of `context_fields`); e.g. LLaVA's `conversation` prompt sees
+            the captions only, while `detailed_description` and `complex_reasoning` also see the boxes.
         offline_generator (`Callable[[CaptionRecord, str, random.Random], list[dict]]`): writes a conversation
             (LLaVA turns) for a record and prompt type without any network; used by the `tiny` presets.
         leak_patterns (`tuple[str, ...]`, defaults to `()`): regular expressions; a generated answer that matches
@@ -177,6 +180,7 @@ class Domain:
     build_context: ContextBuilder
     offline_generator: OfflineGenerator
     context_fields: tuple[str, ...] = ()
+    prompt_context_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     leak_patterns: tuple[str, ...] = ()
     version: str = "1"
     extras: Mapping[str, Any] = field(default_factory=dict)
@@ -184,6 +188,10 @@ class Domain:
     def prompt_types(self) -> list[str]:
         """The instruction types this domain has prompts for (sub-folders of `prompts_dir`)."""
         return sorted(p.name for p in Path(self.prompts_dir).iterdir() if (p / "system_message.txt").is_file())
+
+    def fields_for(self, prompt_type: str | None = None) -> tuple[str, ...]:
+        """The context keys a prompt of `prompt_type` may see (`prompt_context_fields`, else `context_fields`)."""
+        return tuple(self.prompt_context_fields.get(prompt_type, self.context_fields))
 
 
 class DomainContractError(ValueError):
@@ -233,6 +241,10 @@ def check_domain(obj: object, plugin: str) -> Domain:
                             "and score")  # fmt: skip
         elif bench.correct is not None and not callable(bench.correct):
             problems.append(f"benchmarks[{key!r}].correct must be callable (item, prediction) -> bool")
+    for prompt_type, fields in dict(obj.prompt_context_fields).items():
+        extra = sorted(set(fields) - set(obj.context_fields))
+        if extra:
+            problems.append(f"prompt_context_fields[{prompt_type!r}] has {extra}, which are not in context_fields")
     for attr in ("build_context", "offline_generator"):
         if not callable(getattr(obj, attr)):
             problems.append(f"{attr} is not callable")
@@ -253,6 +265,9 @@ def check_domain(obj: object, plugin: str) -> Domain:
                 response = ctx.with_name(ctx.name.replace("_context.txt", "_response.txt"))
                 if not response.is_file():
                     problems.append(f"prompt type {folder.name!r}: {ctx.name} has no matching {response.name}")
+        unknown = sorted(set(obj.prompt_context_fields) - {p.name for p in types})
+        if unknown:
+            problems.append(f"prompt_context_fields names prompt types that have no folder: {unknown}")
         if not problems:
             problems += _prompt_file_problems(prompts_dir, [p.name for p in types])
     for pattern in obj.leak_patterns:

@@ -79,6 +79,8 @@ def test_contract_check_lists_every_missing_piece(tmp_path: Path):
         prompts_dir=tmp_path,
         build_context="not callable",
         offline_generator=lambda r, t, g: [],
+        context_fields=("captions",),
+        prompt_context_fields={"conversation": ("captions", "boxes"), "reasoning": ()},
         leak_patterns=("(unclosed",),
     )
     with pytest.raises(DomainContractError) as info:
@@ -94,6 +96,8 @@ def test_contract_check_lists_every_missing_piece(tmp_path: Path):
         "no system_message.txt",
         "000_context.txt has no matching 000_response.txt",
         "not a valid regular expression",
+        "prompt_context_fields['conversation'] has ['boxes'], which are not in context_fields",
+        "prompt_context_fields names prompt types that have no folder: ['reasoning']",
     ):
         assert piece in message
 

@@ -86,5 +86,5 @@ domain = Domain(
     offline_generator=offline_generator,
     context_fields=CONTEXT_FIELDS,
     leak_patterns=LEAK_PATTERNS,
-    version="1",
+    version="2",  # 2: DICOM reports redacted with their header identifiers
 )

@@ -97,4 +97,6 @@ domain = Domain(
     build_context=build_context,
     offline_generator=offline_generator,
     context_fields=("captions", "boxes"),
+    prompt_context_fields={"conversation": ("captions",)},  # LLaVA's conversation prompt: captions only, no boxes
+    version="2",  # 2: the conversation prompt sees captions only
 )

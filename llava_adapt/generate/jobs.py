@@ -60,9 +60,16 @@ def prompt_record(record: CaptionRecord, fields: Iterable[str]) -> CaptionRecord
     return CaptionRecord(id="", image="", caption=record.caption, context=context, labels={})
 
 
-def user_message(domain: Domain, record: CaptionRecord) -> str:
-    """The user message for `record`: the domain's `build_context` applied to the allow-listed view only."""
-    return domain.build_context(prompt_record(record, domain.context_fields))
+def user_message(domain: Domain, record: CaptionRecord, prompt_type: str | None = None) -> str:
+    """The user message for `record`: the domain's `build_context` applied to the allow-listed view only.
+
+    Args:
+        domain (`Domain`): the domain (its context builder and allow-lists).
+        record (`CaptionRecord`): the full record.
+        prompt_type (`str`, *optional*): the prompt type; a type with its own allow-list
+            (`Domain.prompt_context_fields`) sees only those context keys.
+    """
+    return domain.build_context(prompt_record(record, domain.fields_for(prompt_type)))
 
 
 def request_body(config: GenerateConfig, prompt: PromptType, message: str) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def _prepare(
     jobs: list[Job], domain: Domain, config: GenerateConfig, prompts: dict[str, PromptType]
 ) -> Iterator[PreparedJob]:
     for job in jobs:
-        body = request_body(config, prompts[job.prompt_type], user_message(domain, job.record))
+        body = request_body(config, prompts[job.prompt_type], user_message(domain, job.record, job.prompt_type))
         yield job, body, cache_key(body, job.sample)
 
 
@@ -106,7 +106,7 @@ async def _run_openai(
 
         def body(key: str) -> dict[str, Any]:
             job = by_key[key]
-            return request_body(config, prompts[job.prompt_type], user_message(domain, job.record))
+            return request_body(config, prompts[job.prompt_type], user_message(domain, job.record, job.prompt_type))
 
         def status(line: str) -> None:
             progress.note = line

@@ -75,3 +75,7 @@ def test_prompt_context_uses_caption_and_allow_listed_boxes_only(tmp_path: Path)
     message = user_message(domain, record)
     assert message == f"{record.caption}\n\n{record.context['boxes']}"
     assert record.labels["background"] not in message.replace(record.caption, "")
+    # LLaVA's conversation prompt sees the captions only; description and reasoning see the boxes too.
+    assert user_message(domain, record, "conversation") == record.caption
+    for prompt_type in ("detailed_description", "complex_reasoning"):
+        assert user_message(domain, record, prompt_type) == message
