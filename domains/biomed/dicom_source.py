@@ -168,9 +168,9 @@ def convert_file(
     except DicomSkipError as exc:
         yield Skip(base, exc.reason)
         return
-    context = {key: image.meta[key] for key in args.context_fields if key in image.meta}
+    meta = dict(image.meta)
     record_labels = dict(labels)
-    if args.redact_reports and (report or record_labels):
+    if args.redact_reports:  # the report, its labels and an allowed study description: free text all three
         phi = image.phi_values()
         replaced = 0
         if report:
@@ -178,19 +178,16 @@ def convert_file(
         for key, value in labels.items():
             record_labels[key], found = redact(value, phi)
             replaced += found
-        if counts is not None:
+        if "study_description" in meta:
+            meta["study_description"] = redact(meta["study_description"], phi)[0]
+        if counts is not None and (report or labels):
             counts.add(replaced)
-    if "modality" in image.meta:
-        record_labels.setdefault("modality", image.meta["modality"].lower())
-    if "body_part" in image.meta:
-        record_labels.setdefault("body_part", image.meta["body_part"])
-    caption = report or describe(image.meta)
-    if args.redact_reports and "study_description" in image.meta:  # free text too, when the recipe lets it through
-        phi = image.phi_values()
-        if not report:
-            caption = redact(caption, phi)[0]
-        if "study_description" in context:
-            context["study_description"] = redact(context["study_description"], phi)[0]
+    context = {key: meta[key] for key in args.context_fields if key in meta}
+    if "modality" in meta:
+        record_labels.setdefault("modality", meta["modality"].lower())
+    if "body_part" in meta:
+        record_labels.setdefault("body_part", meta["body_part"])
+    caption = report or describe(meta)
     for index, frame in zip(image.frame_indices, image.frames, strict=True):
         record_id = base if len(image.frames) == 1 else f"{base}-f{index}"
         relative = f"dicom/{record_id}.png"

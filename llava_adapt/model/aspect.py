@@ -51,13 +51,13 @@ def set_image_aspect_ratio(processor: ProcessorMixin, mode: ImageAspectRatio) ->
     current = processor.image_processor
     if bool(getattr(current, "do_pad", False)) == (mode == "pad"):
         return processor
-    settings = current.to_dict()
-    kwargs = {key: settings[key] for key in _CARRIED if settings.get(key) is not None}
-    kwargs.setdefault("do_center_crop", False)  # e.g. SigLIP's processor resizes to a square and never crops
-    if mode == "pad":
-        processor.image_processor = LlavaImageProcessorPil(**kwargs, do_pad=True)
-    else:
+    if mode == "crop":
         current.do_pad = False
+    else:
+        settings = current.to_dict()
+        kwargs = {key: settings[key] for key in _CARRIED if settings.get(key) is not None}
+        kwargs.setdefault("do_center_crop", False)  # e.g. SigLIP's processor resizes to a square and never crops
+        processor.image_processor = LlavaImageProcessorPil(**kwargs, do_pad=True)
     log.debug("image processor: %s, image_aspect_ratio=%s", type(processor.image_processor).__name__, mode)
     return processor
 
