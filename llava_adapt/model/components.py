@@ -33,6 +33,29 @@ VISION_ENCODERS: dict[str, tuple[type, str, int]] = {
 }
 
 
+VOCAB_MULTIPLE = 64  # embeddings are resized to a multiple of this (tensor cores), as transformers' LLaVA converter
+
+
+def assembled_vocab_size(text_vocab_size: int, tokenizer_length: int) -> int:
+    """The embedding rows of an assembled model: enough for the LM's own rows and every token of the tokenizer
+    (after `<image>` and, when missing, `<pad>` are added), rounded up to a multiple of `VOCAB_MULTIPLE`.
+
+    LLaVA-1.5 (Vicuna-7B, 32,000 rows, tokenizer 32,000 + `<image>` + `<pad>`) gives 32,064, as llava-hf's checkpoints.
+    Qwen2.5 (151,936 rows for a 151,665-token tokenizer) keeps its 151,936 rows: rows are never dropped.
+
+    Args:
+        text_vocab_size (`int`): the language model's `vocab_size`.
+        tokenizer_length (`int`): `len(tokenizer)` with the added tokens.
+    """
+    rows = max(text_vocab_size, tokenizer_length)
+    return -(-rows // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def tokens_to_add(tokenizer) -> dict[str, bool]:
+    """Which LLaVA tokens a language model's tokenizer lacks: `{"<image>": ..., "<pad>": ...}` (True = add)."""
+    return {IMAGE_TOKEN: IMAGE_TOKEN not in tokenizer.get_vocab(), "<pad>": tokenizer.pad_token is None}
+
+
 class ComponentError(ValueError):
     """A component cannot be used to assemble a LLaVA model."""
 
@@ -106,7 +129,9 @@ def from_components(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(dtype)
-    model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64, mean_resizing=True)
+    model.resize_token_embeddings(
+        assembled_vocab_size(lm.config.vocab_size, len(tokenizer)), mean_resizing=True
+    )
     model.generation_config = lm.generation_config
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.config.text_config.pad_token_id = tokenizer.pad_token_id

@@ -45,6 +45,14 @@ class ModelConfig(BaseModel):
     # LLaVA-1.5's image_aspect_ratio: `pad` fills a non-square image to a square with the processor's mean colour
     # (LLaVA-1.5 / LLaVA-Med v1.5 training and eval; keeps the borders); `crop` = llava-hf's centre crop.
     image_aspect_ratio: Literal["pad", "crop"] = "pad"
+    # The conversation format of stage 2 and of inference: a built-in name (`vicuna_v1` = LLaVA-1.5,
+    # `mistral_instruct` = LLaVA-Med v1.5, `chatml` = Qwen2/2.5, `llama3`) or the path of a Jinja file with
+    # `{% generation %}` markers. None = the checkpoint's own template when it marks assistant text, else the one
+    # of the language model's family.
+    chat_template: str | None = None
+    # `random` builds `source: components` from the components' configs alone (config.json + tokenizer files), with
+    # random weights: for shape checks, benchmarks and GPU sizing, never for a real run.
+    init: Literal["pretrained", "random"] = "pretrained"
 
     @model_validator(mode="after")
     def _check_source(self) -> ModelConfig:
@@ -56,4 +64,6 @@ class ModelConfig(BaseModel):
             raise KeyedError(
                 "source", "model.source 'components' needs both model.vision_tower and model.language_model"
             )
+        if self.init == "random" and self.source != "components":
+            raise KeyedError("init", "model.init 'random' is only for model.source 'components'")
         return self
