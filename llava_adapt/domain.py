@@ -68,6 +68,7 @@ class SourceContext:
 
 
 RecordLoader = Callable[[Any, SourceContext], Iterator["CaptionRecord | Skip"]]
+RecordCounter = Callable[[Any, SourceContext], "int | None"]
 ItemLoader = Callable[[Any, SourceContext], Iterator["VQAItem | Skip"]]
 MetricFn = Callable[[Sequence[VQAItem], Sequence[str]], dict[str, float]]
 
@@ -82,11 +83,17 @@ class Source:
             with a reason for every input it cannot use.
         args (`type[BaseModel]`, defaults to `NoArgs`): pydantic model of the arguments the recipe passes in
             `data.args`; `recipe validate` checks them (unknown keys, wrong types) before anything runs.
+        count (`Callable[[args, SourceContext], int | None]`, *optional*): how many records `load` will yield for
+            these arguments, told without running it and without writing anything (a synthetic source draws
+            `n_images`; a record file has so many rows); `None`, or no function, when only `prepare` can tell.
+            Records that turn out unusable are still skipped and counted, so the real number can be lower.
+            `llava-adapt recipe plan` reads it.
     """
 
     description: str
     load: RecordLoader
     args: type[BaseModel] = NoArgs
+    count: RecordCounter | None = None
 
 
 JudgeMessages = Callable[[VQAItem, str], "list[dict[str, str]]"]
@@ -227,6 +234,8 @@ def check_domain(obj: object, plugin: str) -> Domain:
             problems.append(f"sources[{key!r}].load is not callable")
         elif not (isinstance(source.args, type) and issubclass(source.args, BaseModel)):
             problems.append(f"sources[{key!r}].args must be a pydantic BaseModel class")
+        elif source.count is not None and not callable(source.count):
+            problems.append(f"sources[{key!r}].count must be callable (args, SourceContext) -> int | None")
     for key, bench in obj.benchmarks.items():
         if not isinstance(bench, Benchmark):
             problems.append(f"benchmarks[{key!r}] is a {type(bench).__name__}, expected llava_adapt.domain.Benchmark")

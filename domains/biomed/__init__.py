@@ -31,6 +31,7 @@ domain = Domain(
             description="figure-caption pairs (LLaVA-Med fig_captions JSON, PMC-OA JSONL, LLaVA JSON, Parquet)",
             load=figures.load,
             args=figures.FigureSourceArgs,
+            count=figures.count,
         ),
         "dicom": Source(
             description="a folder of DICOM studies (+ CSV/JSONL reports) -> de-identified RGB PNG records",
@@ -41,6 +42,7 @@ domain = Domain(
             description="procedurally drawn X-ray/CT/MRI images with lesions (+ pydicom test files), offline",
             load=tiny.load_source,
             args=tiny.SyntheticSourceArgs,
+            count=tiny.count_source,
         ),
     },
     benchmarks={

@@ -85,6 +85,25 @@ def load(args: FigureSourceArgs, ctx: SourceContext) -> Iterator[CaptionRecord |
                 return
 
 
+def count(args: FigureSourceArgs, ctx: SourceContext) -> int | None:
+    """The rows of the record file (at most `limit`): the records `load` yields before any is skipped; `None` when
+    the file is not there or cannot be read (then `prepare` says why)."""
+    path = inside(ctx.data_root, args.path)
+    if path is None or not path.is_file():
+        return None
+    fmt = args.format if args.format != "auto" else path.suffix.lower().lstrip(".")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+        else:
+            rows = sum(1 for _ in _rows(path, fmt))
+    except (RecordFileError, OSError):
+        return None
+    return rows if args.limit is None else min(rows, args.limit)
+
+
 def _rows(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
     fmt = fmt if fmt != "auto" else path.suffix.lower().lstrip(".")
     if fmt == "jsonl":

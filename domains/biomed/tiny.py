@@ -118,6 +118,14 @@ def load_source(args: SyntheticSourceArgs, ctx: SourceContext) -> Iterator[Capti
             yield from convert_file(path, f"pydicom/{name}", None, {}, dicom_args, ctx)
 
 
+def count_source(args: SyntheticSourceArgs, ctx: SourceContext) -> int | None:
+    """The records `load_source` yields for `args`: `n_images` drawn plus one per named DICOM test file (its middle
+    frame); `None` when a name is a glob pattern (how many files it matches depends on what is installed)."""
+    if any(ch in name for name in args.dicom_test_files for ch in "*?["):
+        return None
+    return args.n_images + len(args.dicom_test_files)
+
+
 def load_benchmark(args: SyntheticVQAArgs, ctx: SourceContext) -> Iterator[VQAItem]:
     """Draw the images of `args.split` and yield their questions."""
     stream, folder, prefix = SPLITS[args.split]

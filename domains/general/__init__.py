@@ -33,7 +33,7 @@ from . import coco, llava_bench, llava_pretrain
 from .chat_metrics import chat_metrics
 from .llava_bench_judge import JUDGE
 from .questions import CLOSED_COLOR_PROMPT, build_context, load_benchmark, offline_generator
-from .shapes import ShapesArgs, load_source
+from .shapes import ShapesArgs, count_source, load_source
 
 # LLaVA's `model_vqa.py` answered the LLaVA-Bench questions with up to 1024 new tokens. Detailed descriptions and
 # complex reasoning run to a few hundred tokens; an answer cut short is judged as incomplete, and generation stops at
@@ -66,6 +66,7 @@ domain = Domain(
             description="synthetic coloured circles/squares/triangles on noisy backgrounds, drawn offline",
             load=load_source,
             args=ShapesArgs,
+            count=count_source,
         ),
     },
     benchmarks={

@@ -100,6 +100,11 @@ def generate(args: ShapesArgs, ctx: SourceContext, prefix: str) -> Iterator[tupl
         yield image_id, name, drawn
 
 
+def count_source(args: ShapesArgs, ctx: SourceContext) -> int:
+    """The records `load_source` yields: one per drawn image."""
+    return args.num_images
+
+
 def load_source(args: ShapesArgs, ctx: SourceContext) -> Iterator[CaptionRecord]:
     """The `shapes` source: image–caption records with labels and the shape's box as allow-listed context."""
     for image_id, name, drawn in generate(args, ctx, "shape"):

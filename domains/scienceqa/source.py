@@ -137,6 +137,14 @@ def load_synthetic(args: SyntheticSourceArgs, ctx: SourceContext) -> Iterator[Ca
     yield from _records(inner_args, inner)
 
 
+def count_synthetic(args: SyntheticSourceArgs, ctx: SourceContext) -> int | None:
+    """The records `load_synthetic` yields: every problem of the split with `no_image: blank`; `None` with `skip`
+    (which problems have no image is drawn at random)."""
+    if args.no_image != "blank":
+        return None
+    return args.n_train if args.split == "train" else args.n_test
+
+
 problems_source = Source(
     description="ScienceQA problems (lupantech problems.json + images, or HF parquet) as image + question records",
     load=load_problems,
@@ -147,4 +155,5 @@ synthetic_source = Source(
     description="a tiny synthetic ScienceQA-shaped set built in code (offline tiny preset, tests)",
     load=load_synthetic,
     args=SyntheticSourceArgs,
+    count=count_synthetic,
 )
