@@ -44,7 +44,7 @@ def _is_user_error(exc: BaseException) -> bool:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -112,6 +112,51 @@ def validate(
         f"[green]ok[/green] {loaded.path}{f' (preset {preset})' if preset else ''}: domain {r.domain}, "
         f"stages {' -> '.join(r.stages)}, run dir {r.run_dir}"
     )
+
+
+@app.command(
+    "plan",
+    epilog="Examples: llava-adapt recipe plan biomed --preset tiny --json; "
+    "llava-adapt recipe plan general --accelerate-config zero3 --num-gpus 8",
+)
+def plan(
+    recipe: str = typer.Argument(..., help="A built-in recipe name or a YAML path."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    preset: str = typer.Option(None, "--preset", "-p", help="A preset of the recipe, e.g. tiny."),
+    run_dir: str = typer.Option(None, "--run-dir", help="Run directory (default: the recipe's run_dir)."),
+    num_gpus: int = typer.Option(None, "--num-gpus", min=1, help="Training processes (default: the config's, or 1)."),
+    accelerate_config: str = typer.Option(
+        None,
+        "--accelerate-config",
+        help="A shipped accelerate config (ddp, zero2, zero3, fsdp) or a YAML path: what the processes shard.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Say what a run will do and cost before anything is spent: records and steps per stage, parameters per part
+    and trainable per stage, peak GPU memory per device, and the teacher's requests, tokens and cost. Reads configs
+    only (the model is built on the meta device; no weights are loaded) and what the run directory already holds.
+
+    The memory figure is an estimate: weights (load dtype; QLoRA: 4-bit NF4 language model) + gradients and AdamW
+    states of the trainable parameters (in their dtype; DeepSpeed: fp32 master + moments, 12 bytes) sharded as the
+    accelerate config does + activations of per_device_train_batch_size x max_length tokens (a decoder layer keeps
+    6h + 2kv + 4i values a token, only its input with checkpointing; logits V x (a + 8) bytes a token; the vision
+    tower's tokens per image). `llava_adapt/plan/memory.py` documents every term.
+    """
+    from llava_adapt.generate.prompts import PromptError
+    from llava_adapt.plan.build import build_plan
+    from llava_adapt.plan.distributed import resolve_distributed
+    from llava_adapt.plan.errors import PlanError
+    from llava_adapt.plan.render import print_plan
+
+    try:
+        loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)
+        result = build_plan(loaded, loaded.domain(), resolve_distributed(accelerate_config, num_gpus))
+    except (RecipeError, PlanError, PromptError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    print_plan(result, console)
 
 
 @app.command(

@@ -30,6 +30,7 @@ def invoke(*args: str):
         ["recipe", "ls"],
         ["recipe", "cp"],
         ["recipe", "validate"],
+        ["recipe", "plan"],
         ["recipe", "run"],
         ["data"],
         ["data", "generate"],

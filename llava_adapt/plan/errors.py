@@ -1,0 +1,8 @@
+"""The one error a plan raises."""
+
+from __future__ import annotations
+
+
+class PlanError(ValueError):
+    """The plan cannot be made (a model config that cannot be read, an unknown accelerate config). The message is
+    one line that says what is missing and how to provide it."""
