@@ -35,3 +35,16 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(site)):
             del sys.modules[name]
     registry.clear()
+
+
+@pytest.fixture(scope="session")
+def real_tokenizers() -> dict[str, Path]:
+    """Folders of real tokenizers (LLaMA SentencePiece, Llama-3, Qwen2), from llama-cpp-python's sdist on PyPI,
+    downloaded and converted once into a cache (see `tests/real_tokenizers.py`); skips when the index is out of
+    reach."""
+    from tests.real_tokenizers import Unavailable, prepare
+
+    try:
+        return prepare()
+    except Unavailable as exc:
+        pytest.skip(f"real tokenizers unavailable: {exc}")

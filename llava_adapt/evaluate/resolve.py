@@ -25,7 +25,7 @@ from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.export import load_merged, resolve_base
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
 from llava_adapt.model.aspect import set_image_aspect_ratio
-from llava_adapt.model.load import ensure_training_template
+from llava_adapt.model.load import prepare_chat_format
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
@@ -117,7 +117,7 @@ def resolve_model(
                 ) from None
     except PublishError as exc:
         raise ModelResolveError(str(exc)) from None
-    ensure_training_template(processor)
+    prepare_chat_format(model, processor)
     if image_aspect_ratio is not None:
         set_image_aspect_ratio(processor, image_aspect_ratio)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -2,8 +2,11 @@
 
 The result is a stock `LlavaForConditionalGeneration` whose projector (2-layer GELU MLP) is freshly initialised,
 so stage 1 (`align`) is essential before it can see. The LM's tokenizer gains the `<image>` token (and `<pad>`
-when it has no pad token), its embeddings are resized to match, and the processor gets the LLaVA-1.5 chat
-template. Both components load through the real `from_pretrained` path (a Hub id or a local folder).
+when it has no pad token), its embeddings are resized to match (`assembled_vocab_size`), and the processor gets the
+conversation format of the LM's family (`format_for`: LLaMA-1/2 → `vicuna_v1`, Mistral → `mistral_instruct`,
+Qwen2 → `chatml`, Llama-3 → `llama3`). Both components load through the real `from_pretrained` path (a Hub id or
+a local folder); with `random_init=True` only their configs (and the tokenizer) are read and the weights are
+random, for shape checks and sizing without downloading weights.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from transformers import (
     LlavaProcessor,
     SiglipVisionModel,
 )
+from transformers.initialization import no_init_weights
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-from llava_adapt.model.chat_template import IMAGE_TOKEN, LLAVA_CHAT_TEMPLATE
+from llava_adapt.model.chat_template import IMAGE_TOKEN, format_for
 
 # vision config model_type -> (model class, feature-select strategy, extra tokens before the patches)
 # CLIP has a CLS token that LLaVA's "default" strategy drops; SigLIP has none and keeps every patch ("full").
@@ -71,6 +75,34 @@ def _vision_config(vision_tower: str):
     return config
 
 
+def _random_components(
+    vision_cls: type, vision_config, language_model: str, tokenizer_length: int, load_kwargs: dict, seed: int
+):
+    """Both components from their configs with random weights: N(0, `initializer_range`) for matrices and
+    embeddings, ones for norm scales, zeros for biases (the Llama / Mistral / Qwen2 initialisation), drawn once,
+    with the embeddings already at the assembled vocabulary size. transformers' own path draws torch's kaiming init
+    and then its own, which takes tens of seconds at 7B widths."""
+    lm_config = AutoConfig.from_pretrained(language_model)
+    lm_config.vocab_size = assembled_vocab_size(lm_config.vocab_size, tokenizer_length)
+    with no_init_weights():
+        vision = vision_cls._from_config(vision_config, **load_kwargs)
+        lm = AutoModelForCausalLM.from_config(lm_config, **load_kwargs)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in (vision, lm):
+            std = getattr(module.config, "initializer_range", 0.02)
+            for name, param in module.named_parameters():
+                if name.endswith("bias"):
+                    param.zero_()
+                elif param.ndim == 1 and name.endswith("weight"):
+                    param.fill_(1.0)
+                else:
+                    param.normal_(0.0, std, generator=generator)
+    if getattr(lm.config, "tie_word_embeddings", False):
+        lm.tie_weights()
+    return vision, lm
+
+
 def from_components(
     vision_tower: str,
     language_model: str,
@@ -78,6 +110,7 @@ def from_components(
     attn_implementation: str | None = None,
     vision_feature_layer: int = -2,
     seed: int = 0,
+    random_init: bool = False,
 ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
     """Assemble a LLaVA model from a vision encoder and a causal LM.
 
@@ -90,7 +123,10 @@ def from_components(
             `"flash_attention_2"`, ...).
         vision_feature_layer (`int`, defaults to `-2`): which vision layer feeds the projector (LLaVA: the
             penultimate).
-        seed (`int`, defaults to `0`): seed of the projector's initialisation.
+        seed (`int`, defaults to `0`): seed of the projector's initialisation (and of every weight with
+            `random_init`).
+        random_init (`bool`, defaults to `False`): build both components from their configs with random weights
+            (`model.init: random`); their folders need only `config.json` (+ the image processor and tokenizer).
 
     Returns:
         `(model, processor)`.
@@ -103,14 +139,17 @@ def from_components(
     load_kwargs = {"dtype": dtype}
     if attn_implementation:
         load_kwargs["attn_implementation"] = attn_implementation
-    vision = vision_cls.from_pretrained(vision_tower, config=vision_config, **load_kwargs)
-    lm = AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(language_model)
     if tokenizer.eos_token is None:
         raise ComponentError(f"the tokenizer of {language_model!r} has no eos_token; the chat template needs one")
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "<pad>"})
     tokenizer.add_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)], special_tokens=True)
+    if random_init:
+        vision, lm = _random_components(vision_cls, vision_config, language_model, len(tokenizer), load_kwargs, seed)
+    else:
+        vision = vision_cls.from_pretrained(vision_tower, config=vision_config, **load_kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
     grid = vision_config.image_size // vision_config.patch_size
     config = LlavaConfig(
         vision_config=vision_config,
@@ -129,11 +168,16 @@ def from_components(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(dtype)
-    model.resize_token_embeddings(
-        assembled_vocab_size(lm.config.vocab_size, len(tokenizer)), mean_resizing=True
-    )
+    rows = assembled_vocab_size(lm.config.vocab_size, len(tokenizer))
+    if rows != model.get_input_embeddings().weight.shape[0]:
+        # new rows start at the mean of the others (transformers' mean_resizing)
+        model.resize_token_embeddings(rows, mean_resizing=True)
     model.generation_config = lm.generation_config
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config.eos_token_id is None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if model.generation_config.bos_token_id is None:
+        model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.config.text_config.pad_token_id = tokenizer.pad_token_id
     processor = LlavaProcessor(
         image_processor=AutoImageProcessor.from_pretrained(vision_tower),
@@ -142,6 +186,6 @@ def from_components(
         vision_feature_select_strategy=strategy,
         num_additional_image_tokens=extra_tokens,
         image_token=IMAGE_TOKEN,
-        chat_template=LLAVA_CHAT_TEMPLATE,
+        chat_template=format_for(lm.config.model_type, tokenizer.get_vocab()).template,
     )
     return model, processor

@@ -1,7 +1,8 @@
 """Getting the model of a recipe: from a llava-hf checkpoint, from components, or the built-in tiny model.
 
-Also the dtype rule (`auto` = bf16 on a GPU that supports it, else fp32) and the chat-template check shared by the
-three paths, and `load_pretrained`, which every later stage uses to reload what an earlier one saved.
+Also the dtype rule (`auto` = bf16 on a GPU that supports it, else fp32) and the conversation format
+(`prepare_chat_format`) shared by the three paths, and `load_pretrained`, which every later stage uses to reload
+what an earlier one saved.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from transformers import (
     AutoProcessor,
     BitsAndBytesConfig,
     LlavaForConditionalGeneration,
+    PreTrainedModel,
     ProcessorMixin,
 )
 
 from llava_adapt.model.aspect import set_image_aspect_ratio
-from llava_adapt.model.chat_template import LLAVA_CHAT_TEMPLATE, has_generation_markers
+from llava_adapt.model.chat_template import (
+    CHAT_FORMATS,
+    end_of_turn_token,
+    format_for,
+    has_generation_markers,
+    resolve_chat_template,
+)
 from llava_adapt.model.components import from_components
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.model.modules import module_map
@@ -45,19 +53,75 @@ def resolve_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def ensure_training_template(processor: ProcessorMixin) -> None:
-    """Give `processor` the LLaVA-1.5 chat template unless it already marks assistant text for the loss.
+def closes_answers(processor: ProcessorMixin) -> bool:
+    """Whether the processor's chat template marks assistant text for the loss *and* ends each marked answer with
+    an end-of-turn token (`eos_token`, or one of the built-in formats' end tokens), so training teaches the model
+    to stop.
 
-    Assistant-only loss reads the `{% generation %}` markers of the template; a checkpoint whose template has none
-    (older llava-hf revisions) gets the LLaVA-1.5 one, with a warning, instead of training on prompt tokens.
+    Checked by rendering a one-turn conversation, not by reading the template: llava-hf's LLaVA-1.5 template has
+    `{% generation %}` markers, but its marked text is the answer and a trailing space, with no `</s>`.
     """
-    if not has_generation_markers(processor.chat_template):
-        if processor.chat_template:
-            log.warning("the checkpoint's chat template has no {%% generation %%} markers; using LLaVA-1.5's")
-        processor.chat_template = LLAVA_CHAT_TEMPLATE
+    template = processor.chat_template
+    if not has_generation_markers(template):
+        return False
     tokenizer = processor.tokenizer
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "What is shown?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+    ]
+    try:
+        encoded = tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+    except Exception as exc:  # a template that does not render is as unusable as one without markers
+        log.warning("the checkpoint's chat template does not render a conversation (%s)", exc)
+        return False
+    marked = [t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"], strict=True) if m]
+    stops = {tokenizer.eos_token_id} | {
+        tokenizer.convert_tokens_to_ids(f.end_of_turn) for f in CHAT_FORMATS.values() if f.end_of_turn
+    }
+    return bool(marked) and marked[-1] in stops
+
+
+def prepare_chat_format(model: PreTrainedModel, processor: ProcessorMixin, chat_template: str | None = None) -> None:
+    """Give `processor` the conversation format to train and infer with, and make generation stop at its end token.
+
+    The format is, in order: `chat_template` (the recipe's `model.chat_template`: a built-in name or a file); the
+    checkpoint's own template when it marks answers and closes them with an end token (`closes_answers`); else the
+    built-in format of the language model's family (`format_for`: LLaMA-1/2 → `vicuna_v1`, Mistral →
+    `mistral_instruct`, Qwen2 → `chatml`, Llama-3 → `llama3`), with a warning when a checkpoint template is replaced.
+    The tokenizer gets a pad token when it has none (`unk`, as LLaVA's v1 training; else `eos`).
+
+    Args:
+        model (`PreTrainedModel`): the LLaVA model (its `generation_config.eos_token_id` gains the end-of-turn token).
+        processor (`ProcessorMixin`): its processor; `chat_template` is set in place.
+        chat_template (`str`, *optional*): the recipe's `model.chat_template`.
+
+    Raises:
+        ChatTemplateError: `chat_template` names no built-in format and no usable file.
+    """
+    tokenizer = processor.tokenizer
+    if chat_template:
+        processor.chat_template = resolve_chat_template(chat_template)
+    elif not closes_answers(processor):
+        text_config = getattr(model.config, "text_config", model.config)
+        chat_format = format_for(getattr(text_config, "model_type", None), tokenizer.get_vocab())
+        if processor.chat_template:
+            log.warning(
+                "the checkpoint's chat template does not mark answers with their end token for the loss; "
+                "training and inference use the %s format instead (set model.chat_template to choose another)",
+                chat_format.name,
+            )
+        processor.chat_template = chat_format.template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token  # LLaVA v1 pads with unk
+    stop = end_of_turn_token(processor.chat_template, tokenizer.eos_token)
+    if stop is not None and stop != tokenizer.eos_token:
+        stop_id = tokenizer.convert_tokens_to_ids(stop)
+        eos = model.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        if stop_id not in eos:
+            model.generation_config.eos_token_id = [*eos, stop_id]
 
 
 def load_pretrained(
@@ -65,14 +129,17 @@ def load_pretrained(
     dtype: torch.dtype = torch.float32,
     attn_implementation: str | None = None,
     quantization_config: BitsAndBytesConfig | None = None,
+    chat_template: str | None = None,
 ) -> tuple[LlavaForConditionalGeneration, ProcessorMixin]:
-    """Load a LLaVA model and its processor with the stock Auto classes (a Hub id or a folder).
+    """Load a LLaVA model and its processor with the stock Auto classes (a Hub id or a folder), with the conversation
+    format of `prepare_chat_format`.
 
     Args:
         path (`str`): a llava-hf checkpoint, or a folder an earlier stage saved.
         dtype (`torch.dtype`, defaults to `torch.float32`): weights dtype.
         attn_implementation (`str`, *optional*): passed to `from_pretrained`.
         quantization_config (`BitsAndBytesConfig`, *optional*): load quantized (QLoRA).
+        chat_template (`str`, *optional*): the recipe's `model.chat_template` (a built-in name or a file).
 
     Raises:
         UnsupportedModelError: the checkpoint's model type is not in the module table.
@@ -85,7 +152,7 @@ def load_pretrained(
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     module_map(model)
     processor = AutoProcessor.from_pretrained(path)
-    ensure_training_template(processor)
+    prepare_chat_format(model, processor, chat_template)
     return model, processor
 
 
@@ -105,10 +172,16 @@ def load_model(config: ModelConfig, seed: int = 0) -> tuple[LlavaForConditionalG
         model, processor = build_tiny_model(config.tiny, seed)
     elif config.source == "components":
         model, processor = from_components(
-            config.vision_tower, config.language_model, dtype, config.attn_implementation, seed=seed
+            config.vision_tower,
+            config.language_model,
+            dtype,
+            config.attn_implementation,
+            seed=seed,
+            random_init=config.init == "random",
         )
     else:
         model, processor = load_pretrained(config.name_or_path, dtype, config.attn_implementation)
+    prepare_chat_format(model, processor, config.chat_template)
     set_image_aspect_ratio(processor, config.image_aspect_ratio)
     return model, processor
 
@@ -131,5 +204,5 @@ def load_trained(
     model, _ = load_pretrained(base, dtype, attn_implementation)
     model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     processor = AutoProcessor.from_pretrained(str(path))
-    ensure_training_template(processor)
+    prepare_chat_format(model, processor)
     return model, processor

@@ -17,7 +17,7 @@ from transformers import (
     LlavaProcessor,
 )
 
-from llava_adapt.model.chat_template import LLAVA_CHAT_TEMPLATE
+from llava_adapt.model.chat_template import CHAT_FORMATS
 from llava_adapt.model.config import TinyModelConfig
 from llava_adapt.model.tiny_tokenizer import build_tiny_tokenizer
 
@@ -83,6 +83,6 @@ def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[LlavaForCo
         patch_size=config.patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # CLIP's CLS token (dropped again by the "default" strategy)
-        chat_template=LLAVA_CHAT_TEMPLATE,
+        chat_template=CHAT_FORMATS["vicuna_v1"].template,
     )
     return model, processor

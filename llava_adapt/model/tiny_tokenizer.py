@@ -10,7 +10,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from llava_adapt.model.chat_template import IMAGE_TOKEN, LLAVA_CHAT_TEMPLATE
+from llava_adapt.model.chat_template import CHAT_FORMATS, IMAGE_TOKEN
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IMAGE_TOKEN]
@@ -19,7 +19,8 @@ SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IMAGE_TOKEN]
 # still encodable, only in more pieces.
 CORPUS = """
 USER: ASSISTANT: USER ASSISTANT
-A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful answers.
+A chat between a curious user and an artificial intelligence assistant.
+The assistant gives helpful, detailed, and polite answers to the user's questions.
 What color is the shape? What is the color of the shape in the image? Which color is it? What shape is it?
 Where is the shape? Is there a circle? Is the shape red? Is it blue? Is it green? Is it yellow? Describe the image.
 Answer with a single word. Answer with one word from the choices. Answer yes or no. Options: Choices:
@@ -50,7 +51,7 @@ def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
 
     Returns:
         A `PreTrainedTokenizerFast` with `<pad>`, `<s>`, `</s>`, `<unk>` and the `<image>` token (exposed as
-        `tokenizer.image_token`, which `LlavaProcessor` reads), and the LLaVA-1.5 chat template.
+        `tokenizer.image_token`, which `LlavaProcessor` reads), and the LLaVA-1.5 (`vicuna_v1`) chat template.
     """
     backend = Tokenizer(models.BPE(unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -71,5 +72,5 @@ def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
         extra_special_tokens={"image_token": IMAGE_TOKEN},
         model_max_length=4096,
     )
-    tokenizer.chat_template = LLAVA_CHAT_TEMPLATE
+    tokenizer.chat_template = CHAT_FORMATS["vicuna_v1"].template
     return tokenizer

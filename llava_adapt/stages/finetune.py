@@ -40,7 +40,7 @@ from transformers import AutoProcessor, PreTrainedModel, ProcessorMixin
 from llava_adapt.data.jsonl import read_jsonl, write_jsonl
 from llava_adapt.data.records import VQAItem
 from llava_adapt.evaluate.generation import format_question
-from llava_adapt.model.load import ensure_training_template, load_pretrained, resolve_dtype
+from llava_adapt.model.load import load_pretrained, prepare_chat_format, resolve_dtype
 from llava_adapt.model.modules import set_trainable
 from llava_adapt.run.atomic import write_json
 from llava_adapt.stages.context import StageContext
@@ -165,16 +165,16 @@ def load_start(ctx: StageContext, start: Start) -> tuple[PreTrainedModel, Proces
         base = PeftConfig.from_pretrained(start.path).base_model_name_or_path
         quantization = quantization_config(start.mode, base)
         dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
-        model, _ = load_pretrained(base, dtype, attn, quantization)
+        model, _ = load_pretrained(base, dtype, attn, quantization, recipe.model.chat_template)
         if quantization is not None:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
         model = PeftModel.from_pretrained(model, start.path, is_trainable=True)
         processor = AutoProcessor.from_pretrained(start.path)
-        ensure_training_template(processor)
+        prepare_chat_format(model, processor, recipe.model.chat_template)
         return model, processor, None
     quantization = quantization_config(start.mode, start.path, "finetune.mode")
     dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
-    model, processor = load_pretrained(start.path, dtype, attn, quantization)
+    model, processor = load_pretrained(start.path, dtype, attn, quantization, recipe.model.chat_template)
     vision = cfg.train_vision_tower
     if vision is None:
         vision = recipe.instruct.train_vision_tower if start.kind == "full" else False

@@ -182,7 +182,9 @@ def _train(ctx: StageContext, base: str, out_dir: Path, data_file: Path, image_r
         return
     quantization = quantization_config(cfg.mode, base)
     dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
-    model, processor = load_pretrained(base, dtype, recipe.model.attn_implementation, quantization)
+    model, processor = load_pretrained(
+        base, dtype, recipe.model.attn_implementation, quantization, recipe.model.chat_template
+    )
     peft_config = None
     if cfg.mode == "full":
         set_trainable(model, ["projector", "language_model", "lm_head"] + ["vision_tower"] * cfg.train_vision_tower)

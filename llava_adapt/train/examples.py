@@ -12,10 +12,18 @@ Loss masks (`labels` is `-100` where no loss is taken):
 
 Length rule: a sample longer than `max_length` is truncated at the end, unless the cut would fall inside (or
 before) its image tokens, or would leave no loss token at all; such a sample is dropped with a reason.
+
+Samples LLaVA's `preprocess_v1` silently trains on with an all-masked loss (its "tokenization mismatch ... (ignored)"
+branch) are dropped here with a counted reason instead: a conversation with an empty or blank turn (`EMPTY_TURN`;
+LLaVA renders an empty answer as a generation prompt), and text that spells a special token such as `</s>`
+(`SPECIAL_TOKEN_IN_TEXT`; one tokenization of the whole prompt would read it as the real token, teaching an
+end-of-sequence in mid-answer). `<unk>` written in text is kept and trained on: the collator builds the attention
+mask from the lengths, not by comparing ids with the pad id (LLaVA pads with `unk` and so drops it).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from PIL import Image
@@ -27,6 +35,8 @@ IGNORE_INDEX = -100
 IMAGE_CUT = "image tokens cut by max_length"
 ANSWER_CUT = "answer cut away by max_length"
 NO_ANSWER = "no answer tokens"
+EMPTY_TURN = "empty turn"
+SPECIAL_TOKEN_IN_TEXT = "special token written in text"
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,11 @@ class SampleTokenizer:
         self.max_length = max_length
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
         self.image_tokens = image_token_count(processor)
+        # Control tokens a template writes (<s>, </s>, <|im_end|>, ...); the image placeholder has its own blocks.
+        specials = set(self.tokenizer.all_special_tokens)
+        specials |= {str(t) for t in self.tokenizer.added_tokens_decoder.values() if t.special}
+        specials -= {processor.image_token, str(self.tokenizer.unk_token)}
+        self.special_tokens = re.compile("|".join(map(re.escape, sorted(specials)))) if specials else None
 
     def _expand(self, input_ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
         ids_out: list[int] = []
@@ -125,9 +140,25 @@ class SampleTokenizer:
         )
         return self._expand(list(encoded["input_ids"]), list(encoded["assistant_masks"]))
 
+    def check_text(self, texts: list[str]) -> str | None:
+        """The reason to drop a sample with these texts (`EMPTY_TURN`, `SPECIAL_TOKEN_IN_TEXT`), or `None`."""
+        if any(not text.strip() for text in texts):
+            return EMPTY_TURN
+        if self.special_tokens is not None and any(self.special_tokens.search(text) for text in texts):
+            return SPECIAL_TOKEN_IN_TEXT
+        return None
+
     def __call__(self, sample: TrainingSample) -> Tokenized | str:
         """Tokenize `sample`; return a `Tokenized` or the reason it is dropped."""
         if sample.messages is not None:
+            texts = [
+                m["content"] if isinstance(m["content"], str)
+                else "".join(block.get("text", "") for block in m["content"] if block.get("type") == "text")
+                for m in sample.messages
+                if m["role"] != "system"
+            ]  # fmt: skip
+            if reason := self.check_text(texts):
+                return reason
             input_ids, mask = self.chat(sample.messages)
         else:
             input_ids, mask = self.plain(sample.caption or "", with_image=sample.image is not None)

@@ -3,8 +3,9 @@
 - stage 1 (`align`) uses LLaVA's *plain* format: the image, then the caption, then end-of-sequence; no
   instruction, no chat template (LLaVA `preprocess_plain`);
 - stage 2 (`instruct`) turns a LLaVA conversation into TRL's conversational format: `from: human/gpt` become
-  `role: user/assistant`, the `<image>` placeholder becomes an `{"type": "image"}` block before the text of the
-  first user turn. The same rows (plus `"images"`) are what TRL's stock VLM collator consumes.
+  `role: user/assistant`, the `<image>` placeholder becomes an `{"type": "image"}` block before the text of its
+  turn, whose text is stripped (LLaVA's `preprocess_multimodal`: `"<image>\n" + text.strip()`); other turns keep
+  their text as written, as LLaVA's. The same rows (plus `"images"`) are what TRL's stock VLM collator consumes.
 """
 
 from __future__ import annotations
@@ -53,13 +54,16 @@ def conversation_to_messages(conversation: Conversation) -> list[dict[str, Any]]
 
     Returns:
         `[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ...}]}, {"role": "assistant",
-        "content": [{"type": "text", "text": ...}]}, ...]`; the image block only in the turn that had `<image>`.
+        "content": [{"type": "text", "text": ...}]}, ...]`; the image block only in the turn that had `<image>`
+        (its text stripped, the others as written).
     """
     messages = []
     for turn in conversation.conversations:
         content: list[dict[str, Any]] = []
-        if IMAGE_PLACEHOLDER in turn["value"]:
+        text = turn["value"]
+        if IMAGE_PLACEHOLDER in text:
             content.append({"type": "image"})
-        content.append({"type": "text", "text": strip_placeholder(turn["value"])})
+            text = strip_placeholder(text)
+        content.append({"type": "text", "text": text})
         messages.append({"role": ROLES[turn["from"]], "content": content})
     return messages

@@ -10,12 +10,14 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from llava_adapt.model.chat_template import LLAVA_CHAT_TEMPLATE, has_generation_markers
+from llava_adapt.model.chat_template import CHAT_FORMATS, has_generation_markers
 from llava_adapt.model.components import ComponentError, from_components
 from llava_adapt.model.config import ModelConfig, TinyModelConfig
 from llava_adapt.model.load import load_model, load_pretrained
 from llava_adapt.model.tiny import build_tiny_model
 from tests.model.helpers import save_language_model, save_vision_tower
+
+LLAVA_CHAT_TEMPLATE = CHAT_FORMATS["vicuna_v1"].template
 
 CONVERSATION = [
     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what color"}]},
