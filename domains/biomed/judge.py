@@ -31,16 +31,18 @@ from llava_adapt.domain import Judge
 
 JUDGE_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 
+# LLaVA-Med's `INSTRUCT_PROMPT` (`llava/eval/eval_multimodal_chat_gpt_score.py`), character for character: its
+# wording ("with caption", "level of details") and its line breaks indented by two spaces. Judge scores depend on it.
 JUDGE_RULE = (
     "We would like to request your feedback on the performance of two AI assistants in response to the user "
     "question displayed above. The user asks the question on observing an image. For your reference, the visual "
-    "content in the image is represented with a caption describing the same image.\n"
-    "Please rate the helpfulness, relevance, accuracy and level of detail of their responses. Each assistant "
+    "content in the image is represented with caption describing the same image.\n"
+    "  Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant "
     "receives an overall score on a scale of 1 to 10, where a higher score indicates better overall performance.\n"
-    "Please first output a single line containing only two values indicating the scores for Assistant 1 and 2, "
-    "respectively. The two scores are separated by a space.\n"
-    "In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any potential "
-    "bias and ensuring that the order in which the responses were presented does not affect your judgment."
+    "  Please first output a single line containing only two values indicating the scores for Assistant 1 and 2, "
+    "respectively. The two scores are separated by a space. In the subsequent line, please provide a comprehensive "
+    "explanation of your evaluation, avoiding any potential bias and ensuring that the order in which the responses "
+    "were presented does not affect your judgment."
 )
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")

@@ -7,6 +7,7 @@ import pytest
 from llava_adapt.data.records import VQAItem
 from llava_adapt.domains.biomed.judge import (
     JUDGE,
+    JUDGE_RULE,
     JUDGE_SYSTEM,
     ChatQuestion,
     Judgement,
@@ -14,6 +15,12 @@ from llava_adapt.domains.biomed.judge import (
     parse_scores,
     relative_scores,
 )
+
+# LLaVA-Med's INSTRUCT_PROMPT as its eval_multimodal_chat_gpt_score.py writes it (a triple-quoted string whose
+# continuation lines are indented by two spaces).
+LLAVA_MED_INSTRUCT_PROMPT = """We would like to request your feedback on the performance of two AI assistants in response to the user question displayed above. The user asks the question on observing an image. For your reference, the visual content in the image is represented with caption describing the same image.
+  Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant receives an overall score on a scale of 1 to 10, where a higher score indicates better overall performance.
+  Please first output a single line containing only two values indicating the scores for Assistant 1 and 2, respectively. The two scores are separated by a space. In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any potential bias and ensuring that the order in which the responses were presented does not affect your judgment."""  # noqa: E501
 
 
 def question(qid: str = "q1", category: str = "conversation", domain: str = "ct_scan") -> ChatQuestion:
@@ -42,6 +49,12 @@ def test_judge_messages_layout():
         < user.index("A liver lesion on CT.")
     )
     assert "two values" in user and user.rstrip().endswith("affect your judgment.")
+
+
+def test_judge_rule_is_llava_meds_text_exactly():
+    assert JUDGE_RULE == LLAVA_MED_INSTRUCT_PROMPT
+    user = judge_messages(question(), "A liver lesion on CT.")[1]["content"]
+    assert user.endswith(f"[System]\n{LLAVA_MED_INSTRUCT_PROMPT}\n\n")
 
 
 @pytest.mark.parametrize(
