@@ -7,6 +7,7 @@ import logging
 import typer
 
 from llava_adapt import __version__
+from llava_adapt.cli import convert as convert_cli
 from llava_adapt.cli import data as data_cli
 from llava_adapt.cli import domain as domain_cli
 from llava_adapt.cli import eval as eval_cli
@@ -26,6 +27,7 @@ app.add_typer(recipe_cli.app, name="recipe")
 app.add_typer(data_cli.app, name="data")
 publish_cli.register(app)
 eval_cli.register(app)
+convert_cli.register(app)
 
 
 def _version(value: bool) -> None:

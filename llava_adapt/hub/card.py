@@ -182,6 +182,11 @@ def _align_description(run: RunInfo) -> str:
     if "align" not in run.recipe.stages:
         return "not run; the projector comes from the base checkpoint."
     cfg = run.recipe.align
+    if cfg.projector_init:
+        return (
+            f"not trained: LLaVA's released stage-1 projector `{cfg.projector_init}` was loaded instead "
+            "(`align.projector_init`)."
+        )
     return (
         f"projector only, loss on the caption only, learning rate {cfg.learning_rate}, "
         f"{_length(cfg.max_steps, cfg.num_train_epochs)}."

@@ -5,6 +5,7 @@ RUN_DIR/
   recipe.yaml              the resolved recipe this run used
   data/                    <- prepare: captions.jsonl + images/ ; generate: instruct.jsonl + rejects
   cache/                   request cache of `generate` (kept across reruns: never pay twice)
+  converted/               the recipe's original-format LLaVA checkpoint, converted once to llava-hf's layout
   align/                   <- align (stage 1): projector, processor, config, checkpoints
   instruct/                <- instruct (stage 2): adapter or full weights, processor, checkpoints
     base/                  the model before any training, when an adapter needs it as its base
@@ -77,6 +78,10 @@ class RunLayout:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def converted_dir(self) -> Path:
+        return self.root / "converted"
 
     @property
     def align_dir(self) -> Path:

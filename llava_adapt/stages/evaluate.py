@@ -35,6 +35,7 @@ from llava_adapt.recipe.schema import EvaluateConfig
 from llava_adapt.run.atomic import write_json
 from llava_adapt.stages.context import StageContext
 from llava_adapt.stages.instruct import without_align_model
+from llava_adapt.stages.model_source import start_model
 from llava_adapt.stages.prepare import resolve_image
 
 Loader = Callable[[], tuple[PreTrainedModel, ProcessorMixin]]
@@ -150,7 +151,7 @@ def run(ctx: StageContext) -> None:
         if ablation is not None:
             models["without_align"] = lambda: load_trained(ablation, dtype, recipe.model.attn_implementation)
     if trained_dir is None or config.baseline:
-        models["baseline"] = lambda: load_model(recipe.model, recipe.seed)
+        models["baseline"] = lambda: load_model(start_model(ctx), recipe.seed)
     if config.judge is not None and any(bench.judge for bench in benchmarks.values()):
         check_judge(config.judge)  # before hours of generation, not after
     results: dict[str, dict[str, dict]] = {name: {} for name in benchmarks}

@@ -38,6 +38,7 @@ from llava_adapt.model.modules import MODULE_TABLE, lora_target_regex, module_ma
 from llava_adapt.run.atomic import atomic_path, write_json
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.stages.context import StageContext
+from llava_adapt.stages.model_source import start_model
 from llava_adapt.train.config import LoraSettings
 from llava_adapt.train.formats import TrainingSample, conversation_to_messages
 from llava_adapt.train.run import train_stage
@@ -81,11 +82,11 @@ def untrained_model_path(ctx: StageContext, base_dir: Path | None = None) -> str
     offline."""
     recipe, layout = ctx.recipe, ctx.layout
     if recipe.model.source == "llava":
-        return recipe.model.name_or_path
+        return start_model(ctx).name_or_path
     base = base_dir or layout.instruct_dir / "base"
     with PartialState().main_process_first():
         if not (base / "config.json").is_file():
-            model, processor = load_model(recipe.model, recipe.seed)
+            model, processor = load_model(start_model(ctx), recipe.seed)
             with atomic_path(base) as tmp:
                 model.save_pretrained(tmp)
                 processor.save_pretrained(tmp)

@@ -38,7 +38,14 @@ class TrainerSettings(BaseModel):
 
 
 class AlignConfig(TrainerSettings):
-    """Stage 1: only the projector trains, loss only on the caption."""
+    """Stage 1: only the projector trains, loss only on the caption.
+
+    `projector_init` takes a released stage-1 projector instead (LLaVA's `mm_projector.bin`, a file, a folder or a
+    Hub repo holding it, e.g. `liuhaotian/llava-v1.5-mlp2x-336px-pretrain-vicuna-7b-v1.5`): `align` then loads it
+    into the model and saves the result without training, as LLaVA's "use the released projector" path.
+    """
+
+    projector_init: str | None = None
 
 
 class LoraSettings(BaseModel):

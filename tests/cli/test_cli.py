@@ -36,6 +36,7 @@ def invoke(*args: str):
         ["data", "generate"],
         ["eval"],
         ["chat"],
+        ["convert"],
         ["report"],
         ["export"],
         ["publish"],
