@@ -1,4 +1,4 @@
-"""Hub publishing: model card, merged export, upload (DESIGN §8)."""
+"""Hub publishing: model card, merged export, upload."""
 
 from llava_adapt.hub.errors import PublishError
 

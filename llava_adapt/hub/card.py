@@ -1,6 +1,6 @@
 """The model card (`README.md`) of a published run: Hub metadata that is right, and a body a reader can act on.
 
-Metadata (see `reference/ecosystem-formats.md` §1.1): `base_model` is a Hub id or absent, never a local path;
+Metadata: `base_model` is a Hub id or absent, never a local path;
 `base_model_relation` is `adapter` for a PEFT adapter and `finetune` for full weights; `library_name` is `peft` for
 an adapter and `transformers` otherwise; `pipeline_tag` is `image-text-to-text` (PEFT and TRL would write
 `text-generation`); `model-index` carries the evaluation results through `huggingface_hub.EvalResult`.

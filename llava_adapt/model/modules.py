@@ -39,7 +39,7 @@ class ModuleMap:
         return getattr(self, part)
 
 
-# model_type (config.model_type) -> where its parts are. transformers 5 layout (see reference/cpu-feasibility T3).
+# model_type (config.model_type) -> where its parts are, in transformers 5's layout (`model.language_model`, ...).
 MODULE_TABLE: dict[str, ModuleMap] = {
     "llava": ModuleMap(
         vision_tower="model.vision_tower",

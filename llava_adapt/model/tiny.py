@@ -2,7 +2,7 @@
 
 It is the model of the `tiny` presets and of the tests: about 0.7M parameters, one `<image>` = 16 tokens at the
 default 64 px / patch 16, a training step in tens of milliseconds on a CPU. Shapes follow
-`reference/cpu-feasibility.md` §2 (the configuration measured to learn colour questions in seconds).
+the configuration measured to learn colour questions in seconds on a CPU.
 """
 
 from __future__ import annotations

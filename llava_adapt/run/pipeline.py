@@ -1,6 +1,6 @@
 """Run a recipe's stages over one run directory, skipping what is already done.
 
-Rules (see DESIGN §2):
+Rules:
 - each stage's config hash covers its own recipe sections *and* the hashes of the stages before it, so changing
   a stage's config reruns it and everything after it;
 - a stage whose last attempt completed with the same hash is skipped;

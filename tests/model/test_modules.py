@@ -43,7 +43,7 @@ def test_set_trainable_unfreezes_only_the_named_parts(tiny) -> None:
 
 def test_lora_targets_only_the_language_model(tiny) -> None:
     regex = lora_target_regex(tiny)
-    # the vision tower has q_proj/k_proj/v_proj too: a plain name list would adapt it (cpu-feasibility P1)
+    # the vision tower has q_proj/k_proj/v_proj too: a plain name list would adapt it
     assert any(re.search(r"vision_tower.*q_proj$", n) for n, _ in tiny.named_modules())
     set_trainable(tiny, [])
     peft_model = get_peft_model(
