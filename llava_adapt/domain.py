@@ -120,6 +120,33 @@ class Judge:
     description: str = ""
 
 
+AskFn = Callable[[Sequence["list[dict[str, str]]"]], "list[str | None]"]
+EnsembleFn = Callable[[str, Sequence[VQAItem], Sequence[str], AskFn], "tuple[list[str], dict[str, float]]"]
+NotesFn = Callable[[Sequence[VQAItem]], "list[str]"]
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """How a benchmark combines the model's answers with a GPT-4-class model's (LLaVA's ScienceQA ensembles).
+
+    The core runs it when the recipe sets `evaluate.ensemble` to one of `kinds`, on the trained model's answers. It
+    gives `run` a function `ask` that sends Chat Completions requests (lists of messages) through the
+    `evaluate.judge` client (concurrency, rate limits, retries, response cache) and returns each reply's text, or
+    `None` where a request failed for good; `run` builds the requests, reads the replies and returns the ensemble's
+    final answers, which the benchmark's `metrics` then score next to the model's own.
+
+    Args:
+        kinds (`tuple[str, ...]`): the ensembles offered (e.g. `("complement", "requery")`).
+        run (`Callable[[kind, items, answers, ask], tuple[list[str], dict[str, float]]]`): the final answers (same
+            order as the items) and counts that describe the run (e.g. `n_requeried`).
+        description (`str`, defaults to `""`): one line.
+    """
+
+    kinds: tuple[str, ...]
+    run: EnsembleFn
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A named evaluation set and its metrics.
@@ -139,6 +166,10 @@ class Benchmark:
         correct (`Callable[[VQAItem, str], bool]`, *optional*): whether one closed answer is right the way
             `metrics` counts it (the `correct` column of `predictions.jsonl`); `None` = the generic rule
             (`llava_adapt.evaluate.metrics.is_correct`: the one choice the answer names).
+        ensemble (`Ensemble`, *optional*): ways to combine the model's answers with a GPT-4-class model's, run when
+            the recipe sets `evaluate.ensemble` (with `evaluate.judge` as the client).
+        notes (`Callable[[items], list[str]]`, *optional*): plain-language caveats about the loaded question set
+            (e.g. answer types guessed by a rule), written to `metrics.json` (`notes`) and shown in the report.
     """
 
     description: str
@@ -149,6 +180,8 @@ class Benchmark:
     judge: Judge | None = None
     max_new_tokens: int | None = None
     correct: Callable[[VQAItem, str], bool] | None = None
+    ensemble: Ensemble | None = None
+    notes: NotesFn | None = None
 
 
 ContextBuilder = Callable[[CaptionRecord], str]
@@ -250,6 +283,13 @@ def check_domain(obj: object, plugin: str) -> Domain:
                             "and score")  # fmt: skip
         elif bench.correct is not None and not callable(bench.correct):
             problems.append(f"benchmarks[{key!r}].correct must be callable (item, prediction) -> bool")
+        elif bench.ensemble is not None and not (
+            isinstance(bench.ensemble, Ensemble) and callable(bench.ensemble.run) and bench.ensemble.kinds
+        ):
+            problems.append(f"benchmarks[{key!r}].ensemble must be a llava_adapt.domain.Ensemble with kinds and a "
+                            "callable run")  # fmt: skip
+        elif bench.notes is not None and not callable(bench.notes):
+            problems.append(f"benchmarks[{key!r}].notes must be callable (items) -> list[str]")
     for prompt_type, fields in dict(obj.prompt_context_fields).items():
         extra = sorted(set(fields) - set(obj.context_fields))
         if extra:

@@ -8,7 +8,8 @@ Sources:
 
 Benchmarks: `vqa_rad`, `slake`, `path_vqa` (local files, `vqa.py`) and `synthetic` (held-out synthetic images),
 all scored by `metrics.vqa_metrics` (closed accuracy counting wrong yes/no answers as wrong, open recall, exact
-match, token F1), and `llava_med_chat` (LLaVA-Med's visual-chat questions, `chat.py`), scored offline against
+match, token F1; VQA-RAD, SLAKE and PathVQA also say how many answer types a rule had to guess, `answer_types.py`),
+and `llava_med_chat` (LLaVA-Med's visual-chat questions, `chat.py`), scored offline against
 GPT-4's reference answers and, with `evaluate.judge`, by a GPT-4-class judge (`judge.py`). See README.md.
 """
 
@@ -19,8 +20,9 @@ from pathlib import Path
 from llava_adapt.domain import Benchmark, Domain, Source
 
 from . import chat, dicom_source, figures, tiny, vqa
+from .answer_types import answer_type_notes, typed_vqa_metrics
 from .judge import JUDGE
-from .metrics import closed_correct, metrics_by, vqa_metrics
+from .metrics import closed_correct, metrics_by
 from .offline import CONTEXT_FIELDS, LEAK_PATTERNS, build_context, offline_generator
 
 domain = Domain(
@@ -47,23 +49,26 @@ domain = Domain(
     },
     benchmarks={
         "vqa_rad": Benchmark(
-            description="VQA-RAD (OSF JSON or Hub Parquet): closed accuracy, open recall",
+            description="VQA-RAD (OSF JSON, LLaVA-Med's converted files or Hub Parquet): closed accuracy, open recall",
             load=vqa.load_vqa_rad,
-            metrics=vqa_metrics,
+            metrics=typed_vqa_metrics,
+            notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.VQAArgs,
         ),
         "slake": Benchmark(
             description="SLAKE (English by default): closed accuracy, open recall",
             load=vqa.load_slake,
-            metrics=vqa_metrics,
+            metrics=typed_vqa_metrics,
+            notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.SlakeArgs,
         ),
         "path_vqa": Benchmark(
             description="PathVQA (Hub Parquet): closed (yes/no) accuracy, open recall",
             load=vqa.load_path_vqa,
-            metrics=vqa_metrics,
+            metrics=typed_vqa_metrics,
+            notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.VQAArgs,
         ),

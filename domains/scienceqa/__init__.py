@@ -3,7 +3,7 @@
 Sources: `problems` (ScienceQA in the lupantech or Hugging Face parquet layout) and `synthetic` (a tiny set built in
 code, for the offline preset). Benchmarks: `scienceqa` (letter answers), `scienceqa_explain` (LLaVA QCM-LEA
 answers) and `synthetic`, all scored with the published per-category accuracies and LLaVA's answer parser.
-The LLaVA + GPT-4 ensembles are in `ensemble.py`. See README.md.
+The LLaVA + GPT-4 ensembles (`ensemble.py`) run with `evaluate.ensemble: complement | requery`. See README.md.
 """
 
 from __future__ import annotations

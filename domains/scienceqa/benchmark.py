@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import Benchmark, SourceContext
 
+from .ensemble import ENSEMBLE
 from .images import blank_image
 from .layouts import Layout, LayoutError, detect_layout
 from .llava_json import read_llava_json
@@ -156,6 +157,7 @@ scienceqa_benchmark = Benchmark(
     load=load_benchmark,
     metrics=scienceqa_metrics,
     correct=answer_correct,
+    ensemble=ENSEMBLE,
     args=ScienceQABenchmarkArgs,
     prompt=LETTER_PROMPT,
 )
@@ -165,6 +167,7 @@ scienceqa_explain_benchmark = Benchmark(
     load=load_benchmark,
     metrics=scienceqa_metrics,
     correct=answer_correct,
+    ensemble=ENSEMBLE,
     args=ScienceQABenchmarkArgs,
     prompt="{question}",
 )
@@ -174,6 +177,7 @@ synthetic_benchmark = Benchmark(
     load=load_synthetic_benchmark,
     metrics=scienceqa_metrics,
     correct=answer_correct,
+    ensemble=ENSEMBLE,
     args=SyntheticBenchmarkArgs,
     prompt=LETTER_PROMPT,
 )

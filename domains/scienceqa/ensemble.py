@@ -14,6 +14,12 @@ parser is an argument (default: the scripts' regex) and the random guess is opt-
 (`unparsed="random"`, `seed`), so that the same inputs always give the same score; by default an unusable answer
 is simply wrong, as in `eval_science_qa.py`. The result is one letter (or `"FAILED"`) per item, which
 `scienceqa_metrics` scores like any prediction.
+
+`ENSEMBLE` makes both reachable from a recipe (`evaluate.ensemble: complement | requery`, with `evaluate.judge` as
+the client): `run_ensemble` asks the judge model each question as text (`answer_messages`: LLaVA's GPT-4 answers
+came from a text-only GPT-4 too; the wording is ours), then, for `requery`, re-asks it where the two answers differ.
+The model's own answers are first read with the benchmark's parser (`parse_answer`, which also reads LLaVA-1.5's bare
+letters) and the judge model's with the scripts' regex.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from llava_adapt.data.records import VQAItem
+from llava_adapt.domain import AskFn, Ensemble
 
-from .parsing import FAILED, answer_index, parse_answer_regex
+from .parsing import FAILED, answer_index, parse_answer, parse_answer_regex
 from .problems import OPTIONS
 
 Parser = Callable[[str], str]
 Unparsed = Literal["wrong", "random"]
+KINDS = ("complement", "requery")
+SYSTEM = "You are a helpful assistant that answers science questions."
+ANSWER_FORMAT = "End with exactly one sentence of the form 'The answer is X.' where X is the option's letter."
 
 
 def _check(items: Sequence[VQAItem], *columns: Sequence) -> None:
@@ -117,15 +127,75 @@ def judge_messages(item: VQAItem, llava: str, gpt4: str) -> list[dict[str, str]]
         gpt4 (`str`): GPT-4's first answer text.
     """
     return [
-        {"role": "system", "content": "You are a helpful assistant that answers science questions."},
+        {"role": "system", "content": SYSTEM},
         {
             "role": "user",
             "content": (
                 f"{item.question}\n\nTwo assistants answered this question.\n"
                 f"Assistant 1 (it saw the image): {llava}\n"
                 f"Assistant 2 (it did not see the image): {gpt4}\n\n"
-                "Considering the question and both answers, give your own final answer. "
-                "End with exactly one sentence of the form 'The answer is X.' where X is the option's letter."
+                f"Considering the question and both answers, give your own final answer. {ANSWER_FORMAT}"
             ),
         },
     ]
+
+
+def answer_messages(item: VQAItem) -> list[dict[str, str]]:
+    """The judge model's own answer to one problem, as text (it sees no image), as OpenAI chat messages (our
+    wording).
+
+    Args:
+        item (`VQAItem`): the problem (its `question` holds the rendered question, context and options).
+    """
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"{item.question}\n\nThink step by step, then answer. {ANSWER_FORMAT}"},
+    ]
+
+
+def _canonical(answer: str) -> str:
+    """The model's answer as `The answer is X.` when the benchmark's parser reads a letter in it, else as is."""
+    letter = parse_answer(answer.strip())
+    return f"The answer is {letter}." if letter != FAILED else answer
+
+
+def run_ensemble(
+    kind: str, items: Sequence[VQAItem], answers: Sequence[str], ask: AskFn
+) -> tuple[list[str], dict[str, float]]:
+    """Run one LLaVA + GPT-4 ensemble on the model's answers (`Ensemble.run`).
+
+    Args:
+        kind (`"complement" | "requery"`): `complement_ensemble`, or `judge_ensemble` after re-asking where the two
+            answers differ.
+        items (`Sequence[VQAItem]`): the problems.
+        answers (`Sequence[str]`): the model's answers, same order.
+        ask (`Callable[[list of messages], list[str | None]]`): sends requests to the judge model.
+
+    Returns:
+        One letter (or `"FAILED"`) per item, and counts: `n_judge_no_answer` (the judge model's first answers with
+        no readable letter, failed requests included), `n_requeried` and `n_requery_no_answer` (`requery` only).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"ScienceQA ensemble {kind!r}: expected one of {KINDS}")
+    _check(items, answers)
+    ours = [_canonical(answer) for answer in answers]
+    theirs = [reply or "" for reply in ask([answer_messages(item) for item in items])]
+    counts = {"n_judge_no_answer": float(sum(parse_answer_regex(text) == FAILED for text in theirs))}
+    if kind == "complement":
+        return complement_ensemble(items, ours, theirs), counts
+    positions = needs_judge(items, ours, theirs)
+    replies = ask([judge_messages(items[i], answers[i], theirs[i]) for i in positions])
+    requery: list[str | None] = [None] * len(items)
+    for i, reply in zip(positions, replies, strict=True):
+        requery[i] = reply or ""
+    counts["n_requeried"] = float(len(positions))
+    counts["n_requery_no_answer"] = float(sum(parse_answer_regex(reply or "") == FAILED for reply in replies))
+    return judge_ensemble(items, ours, requery), counts
+
+
+ENSEMBLE = Ensemble(
+    kinds=KINDS,
+    run=run_ensemble,
+    description="LLaVA + GPT-4 (LLaVA paper §5.2): complement = the judge model's answer unless it has none; "
+    "requery = the judge model re-answers, seeing both answers, where the two differ",
+)

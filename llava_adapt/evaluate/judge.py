@@ -102,15 +102,33 @@ def judge_answers(
     """
     if len(items) != len(answers):
         raise ValueError(f"{len(items)} items but {len(answers)} answers")
+    requests = [judge.messages(item, answer) for item, answer in zip(items, answers, strict=True)]
+    return ask_judge(requests, config, cache_dir)
+
+
+def ask_judge(requests: Sequence[list[dict[str, str]]], config: JudgeConfig, cache_dir: Path) -> JudgeRun:
+    """Send Chat Completions requests to the judge model; cached replies are reused without a request.
+
+    Args:
+        requests (`Sequence[list[dict[str, str]]]`): the messages of each request.
+        config (`JudgeConfig`): the judge model and how to reach it.
+        cache_dir (`Path`): the response cache folder (the run's `cache/`).
+
+    Returns:
+        The reply texts, in order (`None` where none came), with failure counts and usage.
+
+    Raises:
+        JudgeError: no key, a bad key, an unknown model or endpoint, or no quota.
+    """
     check_judge(config)
     client_config = config.client_config()
     try:
         client = make_client(client_config)
     except ClientConfigError as exc:
         raise JudgeError(str(exc).replace("generate.", "evaluate.judge.")) from None
-    report = GenerateReport(backend="openai", model=config.model, jobs=len(items),
+    report = GenerateReport(backend="openai", model=config.model, jobs=len(requests),
                             price=find_price(config.model, config.prices))  # fmt: skip
-    bodies = [request_body(config, judge.messages(item, answer)) for item, answer in zip(items, answers, strict=True)]
+    bodies = [request_body(config, messages) for messages in requests]
     with ResponseCache(cache_dir) as cache:
         try:
             responses = asyncio.run(_ask_all(client, client_config, report, cache, bodies, config.max_concurrency))

@@ -8,8 +8,9 @@ card). Sections, each shown only when the run has what it needs:
   `finetune` write (or, for an interrupted stage, from the `trainer_state.json` of its last complete checkpoint);
 - evaluation: per benchmark, a table of every metric in `eval/<benchmark>/metrics.json` with one column per model
   it records (`baseline` = untrained, `align` = after stage 1 when recorded, `without_align` = stage 2 trained
-  without stage 1, LLaVA's "no stage 1" ablation, when recorded, `metrics` = the trained model) and a bar chart of
-  the scores;
+  without stage 1, LLaVA's "no stage 1" ablation, when recorded, `metrics` = the trained model, `ensemble` = its
+  answers combined with the judge model's, `evaluate.ensemble`) and a bar chart of the scores, under the
+  benchmark's `notes` (caveats about its question set) when it has any;
 - stages: the manifest's table (status, time, attempts, records kept and skipped with reasons, errors);
 - samples: the first predictions of each benchmark, wrong ones first, with their images, references and (when
   recorded) the stage-2-only model's and the baseline's answers.
@@ -43,7 +44,7 @@ REPORT_DIR = "report"
 THUMBNAIL_PX = 192
 # metrics.json keys that hold one model's scores, in column order, with their column titles.
 COLUMNS = {"baseline": "baseline (untrained)", "align": "after align", "without_align": "stage 2 only (no align)",
-           "metrics": "trained"}  # fmt: skip
+           "metrics": "trained", "ensemble": "ensemble with the judge model"}  # fmt: skip
 TRAINING_STAGES = ("align", "instruct", "finetune")
 ABLATION_PREDICTIONS = "without_align_predictions.jsonl"  # the stage-2-only model's answers (evaluate stage)
 
@@ -119,6 +120,14 @@ def _metrics_table(columns: dict[str, dict[str, float]]) -> dict[str, Any]:
             cells.append("" if change is None else f"{change:+.4f}")
         rows.append({"name": name, "cells": cells})
     return {"titles": titles + (["change"] if with_change else []), "rows": rows}
+
+
+def _ensemble_line(info: Any) -> str:
+    """One line on the ensemble column (`metrics.json`'s `ensemble_info`), or `""` without one."""
+    if not isinstance(info, dict):
+        return ""
+    text = f"ensemble with the judge model: {info.get('kind', '?')} with {info.get('model', '?')}"
+    return f"{text} — {info['description']}" if info.get("description") else text
 
 
 def _predictions(path: Path) -> list[dict[str, Any]]:
@@ -256,6 +265,8 @@ def write_report(run_dir: str | Path, gallery_size: int = 8) -> Path:
                     "prompt": data.get("prompt_example") if isinstance(data, dict) else None,
                     "table": _metrics_table(columns),
                     "ablation": COLUMNS["without_align"] in columns,
+                    "notes": [str(n) for n in data.get("notes", [])] if isinstance(data, dict) else [],
+                    "ensemble": _ensemble_line(data.get("ensemble_info") if isinstance(data, dict) else None),
                     "chart": f"{REPORT_DIR}/{name}_metrics.png" if chart else None,
                     "samples": gallery(path.parent, folder, gallery_size),
                 }

@@ -248,7 +248,8 @@ def _stage_table(run: RunInfo) -> list[str]:
 
 
 def _metric_table(run: RunInfo) -> list[str]:
-    columns = [(title, key) for title, key in (("before training", "baseline"), ("without align", "without_align"))
+    columns = [(title, key) for title, key in (("before training", "baseline"), ("without align", "without_align"),
+                                               ("ensemble with the judge model", "ensemble"))
                if any(getattr(r, key) for r in run.results)]  # fmt: skip
     lines = ["| benchmark | metric | this model |" + "".join(f" {title} |" for title, _ in columns)]
     lines.append("|---|---|---|" + "---|" * len(columns))
@@ -259,7 +260,22 @@ def _metric_table(run: RunInfo) -> list[str]:
                 other = getattr(result, key).get(metric)
                 row += f" {_number(other) if other is not None else '–'} |"
             lines.append(row)
+        for metric, value in result.ensemble.items():  # the ensemble's own counts (e.g. n_requeried)
+            if metric not in result.metrics:
+                cells = "".join(f" {_number(value)} |" if key == "ensemble" else " – |" for _, key in columns)
+                lines.append(f"| {result.name} | {metric} | – |{cells}")
     return lines if len(lines) > 2 else []
+
+
+def _ensemble_description(run: RunInfo) -> str:
+    """What the "ensemble with the judge model" column is, or `""` when no benchmark has one."""
+    cfg = run.recipe.evaluate
+    if not any(r.ensemble for r in run.results) or cfg.ensemble is None or cfg.judge is None:
+        return ""
+    return (
+        f'"ensemble with the judge model" combines this model\'s answers with those of `{cfg.judge.model}` '
+        f"(`evaluate.ensemble: {cfg.ensemble}`; LLaVA's GPT-4 ensembles), scored with the same metrics."
+    )
 
 
 def _no_results_reason(run: RunInfo) -> str:
@@ -317,6 +333,8 @@ def build_model_card(
         "stage_table": _stage_table(run),
         "metric_table": _metric_table(run),
         "has_without_align": any(r.without_align for r in run.results),
+        "ensemble_description": _ensemble_description(run),
+        "metric_notes": [f"{r.name}: {note}" for r in run.results for note in r.notes],
         "no_results_reason": _no_results_reason(run),
         "versions": [(key, versions[key]) for key in VERSION_KEYS if key in versions],
     }

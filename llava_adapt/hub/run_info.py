@@ -96,12 +96,17 @@ class BenchmarkResult:
         baseline (`dict[str, float]`): the untrained model's scores (empty when not measured).
         without_align (`dict[str, float]`): the scores of the same training without `align` (LLaVA's "no stage 1"
             ablation, `instruct.compare_without_align`; empty when not measured).
+        ensemble (`dict[str, float]`): the scores of the trained model's answers combined with the judge model's
+            (`evaluate.ensemble`; empty when not run).
+        notes (`list[str]`): the benchmark's caveats about its question set (e.g. answer types guessed by a rule).
     """
 
     name: str
     metrics: dict[str, float]
     baseline: dict[str, float] = field(default_factory=dict)
     without_align: dict[str, float] = field(default_factory=dict)
+    ensemble: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def read_metrics(path: Path) -> BenchmarkResult:
@@ -118,6 +123,8 @@ def read_metrics(path: Path) -> BenchmarkResult:
         raise PublishError(f"{path} is not a JSON object of metrics; rerun the evaluate stage")
     baseline = data.pop("baseline", None)
     without_align = data.pop("without_align", None)
+    ensemble = data.pop("ensemble", None)
+    notes = data.pop("notes", None)
     if isinstance(data.get("metrics"), dict):
         metrics = _flatten(data["metrics"])
         if isinstance(data.get("num_items"), int):
@@ -129,6 +136,8 @@ def read_metrics(path: Path) -> BenchmarkResult:
         metrics=metrics,
         baseline=_flatten(baseline) if isinstance(baseline, dict) else {},
         without_align=_flatten(without_align) if isinstance(without_align, dict) else {},
+        ensemble=_flatten(ensemble) if isinstance(ensemble, dict) else {},
+        notes=[str(note) for note in notes] if isinstance(notes, list) else [],
     )
 
 

@@ -222,6 +222,9 @@ def check_against_domain(recipe: Recipe) -> list[tuple[str, str]]:
                 (f"evaluate.max_new_tokens_by_benchmark.{name}", "a benchmark that evaluate.benchmarks does not list")
             )
     judged = [name for name in recipe.evaluate.benchmarks if getattr(domain.benchmarks.get(name), "judge", None)]
+    problems += _check_ensemble(recipe, domain)
+    if recipe.evaluate.ensemble is not None:
+        judged += [n for n in recipe.evaluate.benchmarks if getattr(domain.benchmarks.get(n), "ensemble", None)]
     if recipe.evaluate.judge is not None and not judged:
         with_judge = ", ".join(sorted(n for n, b in domain.benchmarks.items() if b.judge)) or "none"
         problems.append(
@@ -234,6 +237,20 @@ def check_against_domain(recipe: Recipe) -> list[tuple[str, str]]:
         if name not in types:
             problems.append((f"generate.prompt_types[{i}]", _unknown("prompt type", name, types, domain.name)))
     return problems
+
+
+def _check_ensemble(recipe: Recipe, domain: Domain) -> list[tuple[str, str]]:
+    """`evaluate.ensemble` is offered by at least one of the evaluated benchmarks."""
+    kind = recipe.evaluate.ensemble
+    if kind is None:
+        return []
+    offered = {name: domain.benchmarks[name].ensemble.kinds for name in recipe.evaluate.benchmarks
+               if name in domain.benchmarks and domain.benchmarks[name].ensemble}  # fmt: skip
+    if any(kind in kinds for kinds in offered.values()):
+        return []
+    where = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in offered.items())
+    hint = f"the evaluated benchmarks offer {where}" if offered else "none of evaluate.benchmarks offers an ensemble"
+    return [("evaluate.ensemble", f"no benchmark offers the ensemble {kind!r} ({hint})")]
 
 
 def _check_finetune(recipe: Recipe, domain: Domain) -> list[tuple[str, str]]:

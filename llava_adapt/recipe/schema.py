@@ -46,6 +46,20 @@ class EvaluateConfig(BaseModel):
     temperature: float = Field(0.0, ge=0)  # 0 = greedy, reproducible
     baseline: bool = True  # also score the untrained model, for the "before" row
     judge: JudgeConfig | None = None  # a GPT-4-class judge for benchmarks that have one; None = offline metrics only
+    # Combine the trained model's answers with the judge model's, on benchmarks that offer it (scienceqa: complement =
+    # the judge model's answer unless it has none, requery = it re-answers where the two disagree; LLaVA's GPT-4
+    # ensembles). Scored next to the model's own metrics; needs evaluate.judge (the client). None = off.
+    ensemble: str | None = None
+
+    @model_validator(mode="after")
+    def _check_ensemble(self) -> EvaluateConfig:
+        if self.ensemble is not None and self.judge is None:
+            raise KeyedError(
+                "ensemble",
+                f"evaluate.ensemble {self.ensemble!r} asks a GPT-4-class model through evaluate.judge: set "
+                "evaluate.judge (model, base_url, api_key_env) or remove evaluate.ensemble",
+            )
+        return self
 
 
 class PublishConfig(BaseModel):

@@ -11,7 +11,13 @@ it writes:
 - `baseline_predictions.jsonl`: the same for the untrained model;
 - `without_align_predictions.jsonl`: the same for the stage-2-only model, when there is one;
 - `metrics.json`: `{"benchmark", "model", "num_items", "metrics": {...}, "baseline": {...}, "without_align": {...}}`,
-  metrics from the benchmark's own metric function.
+  metrics from the benchmark's own metric function, and `notes` (the benchmark's caveats about its question set,
+  e.g. answer types guessed by a rule) when it has any.
+
+With `evaluate.ensemble` (and `evaluate.judge` as the client), a benchmark that offers that ensemble combines the
+trained model's answers with the judge model's (LLaVA's ScienceQA + GPT-4 ensembles): `ensemble.jsonl` holds each
+final answer, `metrics.json` its scores under `ensemble` (the same metrics, next to the model's own) and what was
+asked under `ensemble_info`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import Benchmark, SourceContext
+from llava_adapt.evaluate.ensemble import EnsembleResult, run_ensemble
 from llava_adapt.evaluate.generation import format_question, generate_answers
 from llava_adapt.evaluate.judge import check_judge, judge_benchmark
 from llava_adapt.evaluate.metrics import is_correct
@@ -42,6 +49,7 @@ Loader = Callable[[], tuple[PreTrainedModel, ProcessorMixin]]
 # The predictions file of each model scored (by role; the role is also its metrics.json key, but for `trained`).
 PREDICTIONS = {"trained": "predictions.jsonl", "without_align": "without_align_predictions.jsonl",
                "baseline": "baseline_predictions.jsonl"}  # fmt: skip
+ENSEMBLE_FILE = "ensemble.jsonl"
 JUDGEMENTS = {"trained": "judgements.jsonl", "without_align": "without_align_judgements.jsonl",
               "baseline": "baseline_judgements.jsonl"}  # fmt: skip
 NOT_JUDGED = "not run: set evaluate.judge (a GPT-4-class model) to score this benchmark's free-form answers"
@@ -152,7 +160,7 @@ def run(ctx: StageContext) -> None:
             models["without_align"] = lambda: load_trained(ablation, dtype, recipe.model.attn_implementation)
     if trained_dir is None or config.baseline:
         models["baseline"] = lambda: load_model(start_model(ctx), recipe.seed)
-    if config.judge is not None and any(bench.judge for bench in benchmarks.values()):
+    if config.judge is not None and (config.ensemble or any(bench.judge for bench in benchmarks.values())):
         check_judge(config.judge)  # before hours of generation, not after
     results: dict[str, dict[str, dict]] = {name: {} for name in benchmarks}
     answers: dict[str, dict[str, list[str]]] = {name: {} for name in benchmarks}
@@ -174,6 +182,7 @@ def run(ctx: StageContext) -> None:
         del model
         gc.collect()
     judged = _judge(ctx, benchmarks, data, answers, results, file_role=None if trained_dir else "trained")
+    ensembles = _ensembles(ctx, benchmarks, data, answers)
     summary = {}
     for name in benchmarks:
         scores = results[name]
@@ -188,9 +197,41 @@ def run(ctx: StageContext) -> None:
             metrics.update({role: scores[role] for role in ("baseline", "without_align") if role in scores})
         if name in judged:
             metrics["judge"] = judged[name]
+        if name in ensembles:
+            metrics["ensemble"], metrics["ensemble_info"] = ensembles[name].scores, ensembles[name].facts
+        notes = benchmarks[name].notes(data[name][0]) if benchmarks[name].notes else []
+        if notes:
+            metrics["notes"] = notes
         write_json(ctx.layout.benchmark_dir(name) / "metrics.json", metrics)
-        summary[name] = {k: v for k, v in metrics.items() if k in ("metrics", "baseline", "without_align")}
+        summary[name] = {k: v for k, v in metrics.items() if k in ("metrics", "baseline", "without_align", "ensemble")}
     ctx.record("metrics", summary)
+
+
+def _ensembles(
+    ctx: StageContext,
+    benchmarks: dict[str, Benchmark],
+    data: dict[str, tuple[list[VQAItem], list[Path]]],
+    answers: dict[str, dict[str, list[str]]],
+) -> dict[str, EnsembleResult]:
+    """Run `evaluate.ensemble` on the main model's answers of every benchmark that offers it and write its answers
+    to `ensemble.jsonl`; return the results by benchmark."""
+    config = ctx.recipe.evaluate
+    out: dict[str, EnsembleResult] = {}
+    if config.ensemble is None or config.judge is None:
+        return out
+    for name, bench in benchmarks.items():
+        if bench.ensemble is None or config.ensemble not in bench.ensemble.kinds:
+            continue
+        role = "trained" if "trained" in answers[name] else "baseline"
+        ctx.log.info("evaluate: %s ensemble of the %s model with %s on %s", config.ensemble, role,
+                     config.judge.model, name)  # fmt: skip
+        result = run_ensemble(bench, config.ensemble, data[name][0], answers[name][role], config.judge,
+                              ctx.layout.cache_dir)  # fmt: skip
+        write_jsonl(ctx.layout.benchmark_dir(name) / ENSEMBLE_FILE, result.rows)
+        out[name] = result
+    if out:
+        ctx.record("ensemble", {name: result.facts for name, result in out.items()})
+    return out
 
 
 def _judge(

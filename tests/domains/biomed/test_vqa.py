@@ -55,10 +55,11 @@ def test_vqa_rad_osf_json(ctx: SourceContext):
     ]
     assert items[0].image == "vqa_rad/VQA_RAD Image Folder/synpic1.jpg" and items[0].question == "Is there a fracture?"
     assert items[0].answer == "yes"  # one of its choices
-    assert items[0].meta == {"image_organ": "CHEST", "phrase_type": "test_freeform"}
+    assert items[0].meta == {"image_organ": "CHEST", "phrase_type": "test_freeform", "answer_type_source": "official"}
     assert skips == {"image path escapes the data root": 1, "missing question": 1}
     train, _ = split(list(load_vqa_rad(VQAArgs(path="vqa_rad", split="train"), ctx)))
     assert [(i.id, i.answer_type) for i in train] == [("vqa_rad-3", "closed")]  # no answer type: yes/no = closed
+    assert train[0].meta["answer_type_source"] == "yes/no rule"
     closed_only, _ = split(list(load_vqa_rad(VQAArgs(path="vqa_rad", answer_types=["open"]), ctx)))
     assert [i.id for i in closed_only] == ["vqa_rad-2"]
 
@@ -125,3 +126,121 @@ def test_bad_files(ctx: SourceContext):
         list(load_slake(SlakeArgs(path="slake"), ctx))
     with pytest.raises(ValueError, match="outside the data root"):
         list(load_vqa_rad(VQAArgs(path="/"), ctx))
+
+
+# VQA-RAD's Hub copy: no answer type. "Is this an MRI or a CT scan?" / "MRI" is officially closed; the yes/no rule
+# calls it open.
+HUB_ROWS = [
+    {"question": "is there a fracture?", "answer": "no"},
+    {"question": "Is this an MRI or a CT scan?", "answer": "MRI"},
+    {"question": "where is the lesion?", "answer": "left lobe"},
+]
+OSF_ROWS = [
+    {"qid": 7, "image_name": "a.jpg", "question": "Is there a fracture? ", "answer": "No", "answer_type": "CLOSED",
+     "phrase_type": "test_freeform"},
+    {"qid": 8, "image_name": "a.jpg", "question": "Is this an  MRI or a CT scan?", "answer": "MRI",
+     "answer_type": "CLOSED ", "phrase_type": "test_para"},
+    {"qid": 9, "image_name": "b.jpg", "question": "Where is the lesion?", "answer": "Left lobe", "answer_type": "OPEN",
+     "phrase_type": "test_freeform"},
+]  # fmt: skip
+
+
+def _hub_vqa_rad(ctx: SourceContext) -> None:
+    red = png((255, 0, 0))
+    write_parquet(ctx.data_root / "hub/data/test-00000-of-00001.parquet",
+                  [{"image": {"bytes": red, "path": "a.jpg"}, **row} for row in HUB_ROWS])  # fmt: skip
+
+
+def _types(items: list[VQAItem]) -> list[tuple[str, str]]:
+    return [(i.answer_type, i.meta["answer_type_source"]) for i in items]
+
+
+def test_vqa_rad_hub_parquet_takes_official_types_from_a_side_file(ctx: SourceContext):
+    _hub_vqa_rad(ctx)
+    bench = domain.benchmarks["vqa_rad"]
+    guessed, _ = split(list(load_vqa_rad(VQAArgs(path="hub"), ctx)))
+    assert _types(guessed) == [("closed", "yes/no rule"), ("open", "yes/no rule"), ("open", "yes/no rule")]
+    scores = bench.metrics(guessed, ["no", "MRI", "left lobe"])
+    assert (scores["n_closed"], scores["n_open"], scores["n_closed_by_rule"], scores["n_open_by_rule"]) == (1, 2, 1, 2)
+    (note,) = bench.notes(guessed)
+    assert note.startswith(
+        "No official answer type for 3 of 3 questions: the yes/no rule typed them (1 closed, 2 open)"
+    )
+    assert "answer_type_file" in note
+
+    (ctx.data_root / "osf").mkdir()
+    (ctx.data_root / "osf/VQA_RAD Dataset Public.json").write_text(json.dumps(OSF_ROWS))
+    official, _ = split(list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="osf/VQA_RAD Dataset Public.json"),
+                                          ctx)))  # fmt: skip
+    assert _types(official) == [("closed", "official"), ("closed", "official"), ("open", "official")]
+    assert official[1].answer == "MRI" and official[1].choices == []  # closed, not yes/no
+    scores = bench.metrics(official, ["no", "It is a CT scan.", "left lobe"])
+    assert (scores["n_closed"], scores["n_open"], scores["closed_accuracy"]) == (2, 1, 0.5)
+    assert "n_closed_by_rule" not in scores and bench.notes(official) == []
+
+    by_id = {"vqa_rad-test-1": "CLOSED"}  # one type given by item id; the others fall back on the rule
+    (ctx.data_root / "types.json").write_text(json.dumps(by_id))
+    partly, _ = split(list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="types.json"), ctx)))
+    assert _types(partly) == [("closed", "yes/no rule"), ("closed", "official"), ("open", "yes/no rule")]
+    assert "for 2 of 3 questions" in bench.notes(partly)[0]
+
+
+def test_vqa_rad_in_llava_meds_converted_layout(ctx: SourceContext):
+    root = ctx.data_root / "data_RAD"
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(root / "images/synpic1.jpg")
+    rows = [
+        {"id": 100, "image": "synpic1.jpg", "answer_type": "CLOSED",
+         "conversations": [{"from": "human", "value": "<image>\nIs this an MRI or a CT scan?"},
+                           {"from": "gpt", "value": "MRI"}]},
+        {"id": 101, "image": "synpic1.jpg", "answer_type": "OPEN",
+         "conversations": [{"from": "human", "value": "What organ is shown?\n<image>"},
+                           {"from": "gpt", "value": "Brain"}]},
+        {"id": 102, "image": "../../secret.jpg", "answer_type": "OPEN",
+         "conversations": [{"from": "human", "value": "q?"}, {"from": "gpt", "value": "a"}]},
+        {"id": 103, "image": "synpic1.jpg", "conversations": [{"from": "human", "value": "q?"}]},
+    ]  # fmt: skip
+    (root / "test.json").write_text(json.dumps(rows))
+    items, skips = split(list(load_vqa_rad(VQAArgs(path="data_RAD"), ctx)))
+    assert [(i.id, i.question, i.answer, i.answer_type) for i in items] == [
+        ("vqa_rad-100", "Is this an MRI or a CT scan?", "MRI", "closed"),
+        ("vqa_rad-101", "What organ is shown?", "Brain", "open"),
+    ]
+    assert items[0].image == "data_RAD/images/synpic1.jpg" and _types(items)[0] == ("closed", "official")
+    assert skips == {"image path escapes the data root": 1, "missing conversations": 1}
+
+    _hub_vqa_rad(ctx)  # the same file names the types of the Hub copy's questions
+    (root / "test.json").write_text(json.dumps([
+        {"id": 1, "image": "x.jpg", "answer_type": "CLOSED",
+         "conversations": [{"from": "human", "value": "<image>\nIs this an MRI or a CT scan?"},
+                           {"from": "gpt", "value": "MRI"}]},
+    ]))  # fmt: skip
+    typed, _ = split(list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="data_RAD/test.json"), ctx)))
+    assert _types(typed)[1] == ("closed", "official")
+
+
+def test_answer_type_file_errors(ctx: SourceContext):
+    _hub_vqa_rad(ctx)
+    (ctx.data_root / "bad.json").write_text(json.dumps({"vqa_rad-test-0": "MAYBE"}))
+    with pytest.raises(ValueError, match="'vqa_rad-test-0' has type 'MAYBE'; expected CLOSED or OPEN"):
+        list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="bad.json"), ctx))
+    (ctx.data_root / "untyped.json").write_text(json.dumps([{"question": "q", "answer": "a"}]))
+    with pytest.raises(ValueError, match="no question with an answer_type"):
+        list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="untyped.json"), ctx))
+    with pytest.raises(FileNotFoundError, match="answer_type_file"):
+        list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="missing.json"), ctx))
+
+
+@pytest.mark.parametrize("file_name", ["validate.json", "validation.json"])
+@pytest.mark.parametrize("split_name", ["validation", "validate"])
+def test_slake_validation_split_under_either_name(ctx: SourceContext, file_name: str, split_name: str):
+    root = ctx.data_root / "Slake1.0"
+    (root / "imgs").mkdir(parents=True)
+    row = {"qid": 5, "img_name": "a.jpg", "question": "Is it CT?", "answer": "Yes", "answer_type": "CLOSED",
+           "q_lang": "en"}  # fmt: skip
+    (root / file_name).write_text(json.dumps([row]))
+    items, _ = split(list(load_slake(SlakeArgs(path="Slake1.0", split=split_name), ctx)))
+    assert [(i.id, i.answer_type) for i in items] == [("slake-5", "closed")]
+    (root / file_name).unlink()
+    with pytest.raises(FileNotFoundError, match=r"validation.json or validate.json not found"):
+        list(load_slake(SlakeArgs(path="Slake1.0", split=split_name), ctx))
