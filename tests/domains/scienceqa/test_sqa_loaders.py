@@ -115,6 +115,36 @@ def test_llava_converted_json(ctx: SourceContext, sqa: Path) -> None:
     assert domain.benchmarks["scienceqa"].metrics(bare, [i.answer for i in bare])["accuracy"] == 100.0
 
 
+def test_llava_converted_gold_is_problems_json_else_the_last_the_answer_is(ctx: SourceContext, sqa: Path) -> None:
+    problems = json.loads((sqa / "problems.json").read_text())
+    pids = json.loads((sqa / "pid_splits.json").read_text())["test"]
+    first = next(pid for pid in pids if len(problems[pid]["choices"]) >= 3)  # "C" must be one of its options
+    three = [first] + [pid for pid in pids if pid != first][:5]
+    turns = [
+        "B. Franklin flew a kite. The answer is C.",  # the model-answer parser would read B
+        "The answer is A. Wait: the answer is B? The answer is B.",  # the last one counts
+        "LECTURE: colours.\nANSWER: B.",  # LLaVA's LEPA output
+        "A",
+        "I cannot tell.",  # no gold: skipped and counted, the run goes on
+        "The answer is E.",  # not one of the options
+    ]
+    rows = []
+    for pid, turn in zip(three, turns, strict=True):
+        human = render_input(problems[pid]["question"], problems[pid]["hint"], problems[pid]["choices"])
+        rows.append({"id": pid, "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": turn}]})
+    (sqa / "llava_test_QCM-LEA.json").write_text(json.dumps(rows))
+    path = "scienceqa/llava_test_QCM-LEA.json"
+    beside, skips = _bench(ctx, path=path)  # problems.json beside the file: its answers, as LLaVA scores
+    assert [i.answer for i in beside] == ["ABCDE"[problems[pid]["answer"]] for pid in three] and not skips
+    (sqa / "problems.json").rename(sqa / "elsewhere.json")
+    alone, skips = _bench(ctx, path=path)
+    assert [(i.id, i.answer) for i in alone] == [(three[0], "C"), (three[1], "B"), (three[2], "B"), (three[3], "A")]
+    assert [(s.id, s.reason) for s in skips] == [
+        (three[4], "no gold answer in the assistant turn"),
+        (three[5], "gold answer is not an option"),
+    ]
+
+
 def test_source_records_carry_the_problem(ctx: SourceContext, sqa: Path) -> None:
     records, skips = _source(ctx, path="scienceqa")
     problems = json.loads((sqa / "problems.json").read_text())
