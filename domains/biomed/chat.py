@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import SourceContext
 
@@ -110,7 +111,7 @@ def load(args: ChatEvalArgs, ctx: SourceContext) -> Iterator[VQAItem | Skip]:
             caption = " ".join(str(row["fig_caption"]).split())
             yield VQAItem(
                 id=f"llava_med_chat-{row['question_id']}",
-                image=image.relative_to(ctx.data_root.resolve()).as_posix(),
+                image=str(relative_to_root(ctx.data_root, image)),  # inside: image_root is inside the data root
                 question=str(row["text"]).replace("<image>", "").strip(),
                 answer=str(row["gpt4_answer"]).strip(),
                 answer_type="open",

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llava_adapt.data.jsonl import RecordFileError, read_jsonl
+from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 
@@ -146,7 +147,8 @@ def _record(row: dict[str, Any], where: str, image_dir: Path, data_root: Path, a
     if not image:
         return Skip(where, "missing image")
     full = inside(image_dir, str(image))
-    if full is None or not full.is_relative_to(data_root.resolve()):
+    stored = None if full is None else relative_to_root(data_root, full)
+    if stored is None:
         return Skip(where, "image path escapes the data root")
     record_id = row.get(args.id_field) if args.id_field else row.get("pair_id") or row.get("id") or image
     context: dict[str, str] = {}
@@ -164,7 +166,7 @@ def _record(row: dict[str, Any], where: str, image_dir: Path, data_root: Path, a
         labels["modality"] = modality.lower()
     return CaptionRecord(
         id=str(record_id),
-        image=full.relative_to(data_root.resolve()).as_posix(),
+        image=stored,
         caption=caption,
         context=context,
         labels=labels,

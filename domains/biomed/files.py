@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from llava_adapt.data.paths import within
 from llava_adapt.run.atomic import atomic_path
 
 
 def inside(root: Path, relative: str | Path) -> Path | None:
-    """Resolve `relative` against `root`; return the path, or `None` when it escapes `root`.
+    """Resolve `relative` against `root`; return the path, or `None` when it escapes `root`. Folders linked into
+    `root` count as inside it; `..` out of it and absolute paths elsewhere do not (`llava_adapt.data.paths.within`).
 
     Args:
         root (`Path`): the folder the path must stay in.
         relative (`str | Path`): a path relative to `root` (an absolute path is accepted only inside `root`).
     """
-    root = root.resolve()
-    candidate = (root / relative).resolve()
-    return candidate if candidate.is_relative_to(root) else None
+    return within(root, relative)
 
 
 def resolve_input(data_root: Path, path: str, what: str) -> Path:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llava_adapt.data.jsonl import read_json_list
+from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import SourceContext
 
@@ -229,9 +230,7 @@ def _llava_med_items(
 
 def _local_image(folder: Path, name: str, data_root: Path) -> str | None:
     full = inside(folder, name)
-    if full is None or not full.is_relative_to(data_root.resolve()):
-        return None
-    return full.relative_to(data_root.resolve()).as_posix()
+    return None if full is None else relative_to_root(data_root, full)
 
 
 def _parquet_items(

@@ -170,7 +170,7 @@ def load(args: CocoArgs, ctx: SourceContext) -> Iterator[CaptionRecord | Skip]:
     if instances_path is not None:
         yield from _boxes(instances_path, images, boxes, problems)
 
-    root = ctx.data_root.resolve()
+    root = ctx.data_root
     count = 0
     for image_id, image in images.items():
         if image_id in problems:

@@ -185,7 +185,7 @@ def _load(
     references = _references(input_path(ctx.data_root, args.answers, f"{bench} reference answers file"))
     contexts = _contexts(input_path(ctx.data_root, args.context, f"{bench} context file"))
     image_dir = input_path(ctx.data_root, args.image_dir, f"{bench} image folder", kind="folder")
-    root = ctx.data_root.resolve()
+    root = ctx.data_root
     seen: set[str] = set()
     count = 0
     with questions.open(encoding="utf-8") as lines:

@@ -64,7 +64,7 @@ def load(args: LlavaPretrainArgs, ctx: SourceContext) -> Iterator[CaptionRecord 
     """
     path = input_path(ctx.data_root, args.path, "LLaVA pretraining file")
     image_dir = input_path(ctx.data_root, args.image_dir, "image folder", kind="folder")
-    root = ctx.data_root.resolve()
+    root = ctx.data_root
     count = 0
     for where, row in _rows(path):
         item = _record(row, where, image_dir, root)

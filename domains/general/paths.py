@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
+
+from llava_adapt.data.paths import relative_to_root, within
 
 ESCAPES = "image path escapes the data root"  # the same reason `prepare` counts, so the manifest adds them up
 
@@ -22,9 +23,8 @@ def input_path(data_root: Path, path: str, what: str, kind: Literal["file", "fol
         ValueError: the path escapes the data root.
         FileNotFoundError: the path is not an existing file (or folder).
     """
-    root = data_root.resolve()
-    resolved = (root / path).resolve()
-    if not resolved.is_relative_to(root):
+    resolved = within(data_root, path)  # folders linked into the data root count as inside it
+    if resolved is None:
         raise ValueError(f"{what} {path!r} is outside the data root {data_root}; paths must stay inside it")
     exists = resolved.is_dir() if kind == "folder" else resolved.is_file()
     if not exists:
@@ -35,13 +35,13 @@ def input_path(data_root: Path, path: str, what: str, kind: Literal["file", "fol
 def image_path(root: Path, image_dir: Path, name: str) -> str | None:
     """The path of an image named relative to `image_dir`, relative to the data root; `None` when it escapes.
 
-    The check is on the path's text (`..`, absolute paths), so it costs no file-system call per image; `prepare`
-    resolves symbolic links when it checks that the file exists.
+    The check is on the path's text (`..`, absolute paths; `llava_adapt.data.paths.within`), so it costs no
+    file-system call per image unless the name holds `..`; folders linked into the data root count as inside it.
 
     Args:
-        root (`Path`): the resolved data root.
-        image_dir (`Path`): the resolved image folder (inside `root`, see `input_path`).
+        root (`Path`): the data root.
+        image_dir (`Path`): the image folder (inside `root`, see `input_path`).
         name (`str`): the image's path as the annotation file gives it.
     """
-    full = Path(os.path.normpath(image_dir / name))
-    return full.relative_to(root).as_posix() if full.is_relative_to(root) else None
+    full = within(image_dir, name)
+    return None if full is None else relative_to_root(root, full)

@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import Benchmark, SourceContext
 
@@ -76,7 +77,6 @@ def _items(args: ScienceQABenchmarkArgs, ctx: SourceContext) -> Iterator[VQAItem
         return
     if not full.is_file():
         raise LayoutError(f"{full}: the llava layout reads one llava_<split>_<format>.json file")
-    root = ctx.data_root.resolve()
     for q in read_llava_json(full, args.split):
         if isinstance(q, Skip):
             yield q
@@ -86,7 +86,7 @@ def _items(args: ScienceQABenchmarkArgs, ctx: SourceContext) -> Iterator[VQAItem
             continue
         meta = q.problem.meta() if q.problem is not None else {"pid": q.pid}
         meta |= {"answer_index": q.answer, "has_image": q.image is not None}
-        image = blank_image(ctx.output_dir) if q.image is None else q.image.relative_to(root).as_posix()
+        image = blank_image(ctx.output_dir) if q.image is None else relative_to_root(ctx.data_root, q.image)
         yield VQAItem(q.pid, image, q.question, OPTIONS[q.answer], "closed", choices=q.choices, meta=meta)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from llava_adapt.data.paths import within
 from llava_adapt.run.atomic import atomic_path
 
 BLANK_IMAGE = "scienceqa_blank.png"
@@ -38,10 +39,9 @@ def find_image(dataset_dir: Path, candidates: list[str]) -> tuple[Path | None, s
         `(absolute path, None)`, or `(None, reason)` with reason `ESCAPES` (any candidate leaves the folder) or
         `MISSING`.
     """
-    root = dataset_dir.resolve()
     for candidate in candidates:
-        full = (root / candidate).resolve()
-        if not full.is_relative_to(root):
+        full = within(dataset_dir, candidate)  # folders linked into the dataset folder count as inside it
+        if full is None:
             return None, ESCAPES
         if full.is_file():
             return full, None

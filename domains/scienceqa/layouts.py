@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import Skip
 
 from .images import find_image
@@ -139,9 +140,7 @@ def read_lupantech(path: Path, split: str) -> Iterator[Problem | Skip]:
         if found is None:
             yield Skip(id=pid, reason=reason or "image file missing")
             continue
-        yield problem_from_mapping(
-            raw, pid, str(problems_file), image_path=found.relative_to(path.resolve()).as_posix(), split=split
-        )
+        yield problem_from_mapping(raw, pid, str(problems_file), image_path=relative_to_root(path, found), split=split)
 
 
 def read_parquet(path: Path, split: str) -> Iterator[Problem]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from llava_adapt.data.paths import relative_to_root, root_path, within
 from llava_adapt.data.records import Skip
 from llava_adapt.domain import SourceContext
 
@@ -36,9 +37,9 @@ def dataset_path(path: str, ctx: SourceContext) -> Path:
     Raises:
         LayoutError: the path leaves the data root or does not exist.
     """
-    root = Path(ctx.data_root).resolve()
-    full = (root / Path(path).expanduser()).resolve()
-    if not full.is_relative_to(root):
+    root = root_path(ctx.data_root)
+    full = within(root, Path(path).expanduser())  # folders linked into the data root count as inside it
+    if full is None:
         raise LayoutError(f"ScienceQA path {path!r} escapes the data root {root}")
     if not full.exists():
         raise LayoutError(f"ScienceQA path {full} does not exist (relative to the data root {root})")
@@ -65,17 +66,16 @@ def iter_problems(
         problems = read_parquet(full, split)
     else:
         raise LayoutError(f"{full}: layout {kind!r} holds benchmark questions only; use the scienceqa benchmark")
-    root = Path(ctx.data_root).resolve()
     output_dir = Path(ctx.output_dir)
     for problem in problems:
         if isinstance(problem, Skip):
             yield problem
             continue
         if problem.image_path is not None:
-            image = (full / problem.image_path).resolve()
-            if not image.is_relative_to(root):
-                raise LayoutError(f"{image}: {ESCAPES} {root}")
-            yield Located(problem, image.relative_to(root).as_posix())
+            image = relative_to_root(ctx.data_root, full / problem.image_path)
+            if image is None:
+                raise LayoutError(f"{full / problem.image_path}: {ESCAPES} {root_path(ctx.data_root)}")
+            yield Located(problem, image)
         elif problem.image_bytes is not None:
             stem = f"scienceqa/{problem.split or split}/{problem.pid}"
             written, reason = write_image_bytes(problem.image_bytes, output_dir, stem)

@@ -33,6 +33,7 @@ from peft import LoraConfig, prepare_model_for_kbit_training
 from transformers import AutoConfig, BitsAndBytesConfig, PreTrainedModel
 
 from llava_adapt.data.llava_json import read_conversations
+from llava_adapt.data.paths import root_path, within
 from llava_adapt.model.load import load_model, load_pretrained, resolve_dtype
 from llava_adapt.model.modules import MODULE_TABLE, lora_target_regex, module_map, set_trainable
 from llava_adapt.run.atomic import atomic_path, write_json
@@ -57,13 +58,14 @@ def conversation_samples(path: Path, image_root: Path) -> Iterator[TrainingSampl
         RecordFileError: the file is malformed (file and line named).
         InstructError: an image path escapes `image_root`.
     """
-    root = image_root.resolve()
     for where, conversation in read_conversations(path):
         image = None
         if conversation.image is not None:
-            image = (root / conversation.image).resolve()
-            if not image.is_relative_to(root):
-                raise InstructError(f"{where}: image path {conversation.image!r} escapes the image folder {root}")
+            image = within(image_root, conversation.image)  # through folders linked into it, never out by `..`
+            if image is None:
+                raise InstructError(
+                    f"{where}: image path {conversation.image!r} escapes the image folder {root_path(image_root)}"
+                )
         yield TrainingSample(
             id=conversation.id, image=str(image) if image else None, messages=conversation_to_messages(conversation)
         )

@@ -1,6 +1,7 @@
 """Stage `prepare`: the domain's source -> checked image–caption records in `data/captions.jsonl`.
 
-Every record's image is checked (it exists, stays inside the data root or the run's image folder, and decodes);
+Every record's image is checked (it exists, stays inside the data root or the run's image folder — folders linked
+into the data root count as inside, see `llava_adapt.data.paths` — and decodes);
 records that fail are skipped and counted by reason, never silently dropped. Image paths in the output are
 relative to `data/images/` (files the source wrote there) or absolute (files under the data root).
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from llava_adapt.data.jsonl import write_jsonl
+from llava_adapt.data.paths import relative_to_root, within
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 from llava_adapt.stages.context import StageContext
@@ -32,11 +34,11 @@ def resolve_image(image: str, output_dir: Path, data_root: Path) -> tuple[str | 
     Returns:
         `(path to store, None)` or `(None, skip reason)`.
     """
-    candidate = (output_dir / image).resolve()
-    if candidate.is_relative_to(output_dir.resolve()) and candidate.is_file():
-        return candidate.relative_to(output_dir.resolve()).as_posix(), None
-    candidate = (data_root / image).resolve()
-    if not candidate.is_relative_to(data_root.resolve()):
+    written = relative_to_root(output_dir, image)
+    if written is not None and (output_dir / written).is_file():
+        return written, None
+    candidate = within(data_root, image)  # links inside the data root are followed; `..` out of it is not
+    if candidate is None:
         return None, "image path escapes the data root"
     if not candidate.is_file():
         return None, "image file missing"
