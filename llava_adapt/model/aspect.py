@@ -49,6 +49,9 @@ def set_image_aspect_ratio(processor: ProcessorMixin, mode: ImageAspectRatio) ->
     if mode not in ("pad", "crop"):
         raise ValueError(f"image_aspect_ratio must be 'pad' or 'crop', not {mode!r}")
     current = processor.image_processor
+    if getattr(current, "image_grid_pinpoints", None):
+        log.debug("image processor: %s keeps its any-resolution tiling", type(current).__name__)
+        return processor  # LLaVA-NeXT / OneVision: tiles cover the whole image, nothing to pad or crop
     if bool(getattr(current, "do_pad", False)) == (mode == "pad"):
         return processor
     if mode == "crop":

@@ -22,6 +22,9 @@ class TinyModelConfig(BaseModel):
     text_layers: int = 2
     attention_heads: int = 4
     vocab_size: int = 512  # upper bound for the offline byte-level BPE tokenizer
+    # llava = LLaVA-1.5 (one 16-token image); llava_next = LLaVA-NeXT (any-resolution tiles, tokens by image size).
+    # LLaVA-OneVision's processor needs torchvision's video processor, so it has no tiny variant here.
+    architecture: Literal["llava", "llava_next"] = "llava"
 
 
 class ModelConfig(BaseModel):

@@ -25,12 +25,17 @@ class ModuleMap:
         projector (`str`): the vision-to-language projector (LLaVA-1.5: 2-layer GELU MLP).
         language_model (`str`): the decoder stack of the causal LM, without its output head.
         lm_head (`str`): the output projection onto the vocabulary.
+        projector_parameters (`tuple[str, ...]`, defaults to `()`): learned parameters outside those modules that
+            train with the projector (LLaVA-NeXT's and LLaVA-OneVision's `image_newline`, the embedding written
+            after each row of image features). A LoRA stage cannot save a bare parameter, so there it stays as
+            `align` left it.
     """
 
     vision_tower: str
     projector: str
     language_model: str
     lm_head: str
+    projector_parameters: tuple[str, ...] = ()
 
     def path(self, part: str) -> str:
         """The module path of `part` (one of `PARTS`)."""
@@ -47,6 +52,17 @@ MODULE_TABLE: dict[str, ModuleMap] = {
         language_model="model.language_model",
         lm_head="lm_head",
     ),
+    # LLaVA-NeXT (any-resolution tiles) and LLaVA-OneVision: the same parts, plus the image_newline embedding
+    **{
+        model_type: ModuleMap(
+            vision_tower="model.vision_tower",
+            projector="model.multi_modal_projector",
+            language_model="model.language_model",
+            lm_head="lm_head",
+            projector_parameters=("model.image_newline",),
+        )
+        for model_type in ("llava_next", "llava_onevision")
+    },
 }
 
 
@@ -92,6 +108,8 @@ def part_of(model: nn.Module, parameter_name: str) -> str | None:
     """
     mapping = module_map(model)
     name = parameter_name.removeprefix("base_model.model.")
+    if name in mapping.projector_parameters:
+        return "projector"
     for part in PARTS:
         prefix = mapping.path(part)
         if name == prefix or name.startswith(prefix + "."):
@@ -110,6 +128,9 @@ def set_trainable(model: nn.Module, parts: Iterable[str]) -> None:
     base.requires_grad_(False)
     for part in parts:
         get_part(base, part).requires_grad_(True)
+        if part == "projector":
+            for name in module_map(base).projector_parameters:
+                base.get_parameter(name).requires_grad_(True)
 
 
 def lora_target_regex(model: nn.Module) -> str:

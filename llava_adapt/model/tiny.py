@@ -14,15 +14,21 @@ from transformers import (
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextProcessor,
     LlavaProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
 )
+from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
 from llava_adapt.model.chat_template import CHAT_FORMATS
 from llava_adapt.model.config import TinyModelConfig
 from llava_adapt.model.tiny_tokenizer import build_tiny_tokenizer
 
 
-def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Build the tiny model and its processor; the same `config` and `seed` give the same weights.
 
     Args:
@@ -31,20 +37,22 @@ def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[LlavaForCo
 
     Returns:
         `(model, processor)`: a float32 `LlavaForConditionalGeneration` and a `LlavaProcessor` whose image
-        processor is the PIL backend (`CLIPImageProcessorPil`, no torchvision needed).
+        processor is the PIL backend (`CLIPImageProcessorPil`, no torchvision needed); with
+        `architecture: llava_next`, LLaVA-NeXT's model and processor classes (any-resolution tiles).
     """
     if config.image_size % config.patch_size:
         raise ValueError(f"tiny image_size {config.image_size} must be a multiple of patch_size {config.patch_size}")
     tokenizer = build_tiny_tokenizer(config.vocab_size)
     grid = config.image_size // config.patch_size
-    vision_config = CLIPVisionConfig(
-        image_size=config.image_size,
-        patch_size=config.patch_size,
-        hidden_size=config.vision_hidden_size,
-        intermediate_size=2 * config.vision_hidden_size,
-        num_hidden_layers=config.vision_layers,
-        num_attention_heads=config.attention_heads,
-    )
+    vision_sizes = {
+        "image_size": config.image_size,
+        "patch_size": config.patch_size,
+        "hidden_size": config.vision_hidden_size,
+        "intermediate_size": 2 * config.vision_hidden_size,
+        "num_hidden_layers": config.vision_layers,
+        "num_attention_heads": config.attention_heads,
+    }
+    vision_config = CLIPVisionConfig(**vision_sizes)
     text_config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.text_hidden_size,
@@ -58,31 +66,64 @@ def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[LlavaForCo
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    llava_config = LlavaConfig(
-        vision_config=vision_config,
-        text_config=text_config,
-        image_token_index=tokenizer.image_token_id,
-        image_seq_length=grid * grid,
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-2,  # LLaVA's penultimate layer (the last one then gets no gradient if trained)
-        projector_hidden_act="gelu",
-    )
+    common = {
+        "text_config": text_config,
+        "image_token_index": tokenizer.image_token_id,
+        "vision_feature_layer": -2,  # LLaVA's penultimate layer (the last one then gets no gradient if trained)
+        "projector_hidden_act": "gelu",
+    }
+    if config.architecture == "llava":
+        llava_config = LlavaConfig(
+            vision_config=vision_config, image_seq_length=grid * grid, vision_feature_select_strategy="default",
+            **common,
+        )  # fmt: skip
+    else:
+        llava_config = _tiled_config(config, vision_config, common)
+    model_cls = {"llava": LlavaForConditionalGeneration, "llava_next": LlavaNextForConditionalGeneration}[
+        config.architecture
+    ]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(llava_config)
+        model = model_cls(llava_config)
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": config.image_size},
-        crop_size={"height": config.image_size, "width": config.image_size},
-    )
-    processor = LlavaProcessor(
-        image_processor=image_processor,
+    processor = _processor(config, tokenizer)
+    return model, processor
+
+
+def _pinpoints(config: TinyModelConfig) -> list[list[int]]:
+    """The any-resolution grid: one to two tiles a side."""
+    side = config.image_size
+    return [[side, side], [side, 2 * side], [2 * side, side], [2 * side, 2 * side]]
+
+
+def _tiled_config(config: TinyModelConfig, vision_config: CLIPVisionConfig, common: dict) -> LlavaNextConfig:
+    return LlavaNextConfig(
+        vision_config=vision_config, image_grid_pinpoints=_pinpoints(config),
+        vision_feature_select_strategy="default", **common,
+    )  # fmt: skip
+
+
+def _processor(config: TinyModelConfig, tokenizer) -> ProcessorMixin:
+    """The processor of each architecture, with the PIL image backends (no torchvision needed)."""
+    side = config.image_size
+    template = CHAT_FORMATS["vicuna_v1"].template
+    square = {"size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side}}
+    if config.architecture == "llava_next":
+        return LlavaNextProcessor(
+            image_processor=LlavaNextImageProcessorPil(**square, image_grid_pinpoints=_pinpoints(config)),
+            tokenizer=tokenizer,
+            patch_size=config.patch_size,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,  # CLIP's CLS token (dropped again by the "default" strategy)
+            chat_template=template,
+        )
+    return LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(**square),
         tokenizer=tokenizer,
         patch_size=config.patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # CLIP's CLS token (dropped again by the "default" strategy)
-        chat_template=CHAT_FORMATS["vicuna_v1"].template,
+        chat_template=template,
     )
-    return model, processor

@@ -45,5 +45,6 @@ class LlavaCollator:
                 with Image.open(row["image_path"]) as image:
                     images.append(image.convert("RGB"))
         if images:
-            batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+            # pixel_values, and for LLaVA-NeXT / OneVision the image_sizes their any-resolution tiling needs
+            batch.update(self.processor.image_processor(images, return_tensors="pt"))
         return batch

@@ -54,11 +54,20 @@ class Tokenized:
     truncated: bool = False
 
 
-def image_token_count(processor: ProcessorMixin) -> int:
-    """How many tokens one `<image>` expands to with this processor (measured on a blank image)."""
-    size = processor.image_processor.crop_size or processor.image_processor.size
-    height, width = size.get("height", size.get("shortest_edge")), size.get("width", size.get("shortest_edge"))
-    encoded = processor(text=processor.image_token, images=[Image.new("RGB", (width, height))])
+def image_token_count(processor: ProcessorMixin, image_size: tuple[int, int] | None = None) -> int:
+    """How many tokens one `<image>` expands to with this processor (measured on a blank image).
+
+    Args:
+        processor (`ProcessorMixin`): the model's processor.
+        image_size (`tuple[int, int]`, *optional*): `(width, height)` of the image; defaults to the processor's input
+            size. LLaVA-1.5's count is the same for every image; LLaVA-NeXT's and OneVision's any-resolution tiling
+            depends on the image's size.
+    """
+    if image_size is None:
+        size = processor.image_processor.crop_size or processor.image_processor.size
+        height, width = size.get("height", size.get("shortest_edge")), size.get("width", size.get("shortest_edge"))
+        image_size = (width, height)
+    encoded = processor(text=processor.image_token, images=[Image.new("RGB", image_size)])
     return list(encoded["input_ids"][0]).count(processor.tokenizer.convert_tokens_to_ids(processor.image_token))
 
 
@@ -100,36 +109,53 @@ class SampleTokenizer:
         self.tokenizer = processor.tokenizer
         self.chat_template = processor.chat_template
         self.max_length = max_length
+        self.processor = processor
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(processor.image_token)
         self.image_tokens = image_token_count(processor)
+        # LLaVA-NeXT / OneVision: the count depends on each image's size (read from its header, cached per size)
+        self.tiled = bool(getattr(processor.image_processor, "image_grid_pinpoints", None))
+        self._counts: dict[tuple[int, int], int] = {}
         # Control tokens a template writes (<s>, </s>, <|im_end|>, ...); the image placeholder has its own blocks.
         specials = set(self.tokenizer.all_special_tokens)
         specials |= {str(t) for t in self.tokenizer.added_tokens_decoder.values() if t.special}
         specials -= {processor.image_token, str(self.tokenizer.unk_token)}
         self.special_tokens = re.compile("|".join(map(re.escape, sorted(specials)))) if specials else None
 
-    def _expand(self, input_ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
+    def tokens_for(self, image: str | None) -> int:
+        """How many image tokens the image at path `image` becomes (`image_tokens` unless tiled by size)."""
+        if not self.tiled or image is None:
+            return self.image_tokens
+        with Image.open(image) as opened:
+            size = opened.size
+        if size not in self._counts:
+            self._counts[size] = image_token_count(self.processor, size)
+        return self._counts[size]
+
+    def _expand(
+        self, input_ids: list[int], mask: list[int], n_image: int | None = None
+    ) -> tuple[list[int], list[int]]:
+        n_image = self.image_tokens if n_image is None else n_image
         ids_out: list[int] = []
         mask_out: list[int] = []
         for token, m in zip(input_ids, mask, strict=True):
             if token == self.image_token_id:
-                ids_out += [token] * self.image_tokens
-                mask_out += [0] * self.image_tokens
+                ids_out += [token] * n_image
+                mask_out += [0] * n_image
             else:
                 ids_out.append(token)
                 mask_out.append(m)
         return ids_out, mask_out
 
-    def plain(self, caption: str, with_image: bool = True) -> tuple[list[int], list[int]]:
-        """Stage-1 plain format: `[bos] <image> caption eos`, loss on `caption eos`."""
+    def plain(self, caption: str, with_image: bool = True, n_image: int | None = None) -> tuple[list[int], list[int]]:
+        """Stage-1 plain format: `[bos] <image> caption eos`, loss on `caption eos` (`n_image` image tokens)."""
         tok = self.tokenizer
         prefix = ([tok.bos_token_id] if tok.bos_token_id is not None else []) + (
             [self.image_token_id] if with_image else []
         )
         answer = tok(caption.strip(), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        return self._expand(prefix + answer, [0] * len(prefix) + [1] * len(answer))
+        return self._expand(prefix + answer, [0] * len(prefix) + [1] * len(answer), n_image)
 
-    def chat(self, messages: list[dict]) -> tuple[list[int], list[int]]:
+    def chat(self, messages: list[dict], n_image: int | None = None) -> tuple[list[int], list[int]]:
         """Stage-2 chat format through the chat template; loss on the `{% generation %}` spans."""
         encoded = self.tokenizer.apply_chat_template(
             messages,
@@ -138,7 +164,7 @@ class SampleTokenizer:
             return_dict=True,
             return_assistant_tokens_mask=True,
         )
-        return self._expand(list(encoded["input_ids"]), list(encoded["assistant_masks"]))
+        return self._expand(list(encoded["input_ids"]), list(encoded["assistant_masks"]), n_image)
 
     def check_text(self, texts: list[str]) -> str | None:
         """The reason to drop a sample with these texts (`EMPTY_TURN`, `SPECIAL_TOKEN_IN_TEXT`), or `None`."""
@@ -159,7 +185,7 @@ class SampleTokenizer:
             ]  # fmt: skip
             if reason := self.check_text(texts):
                 return reason
-            input_ids, mask = self.chat(sample.messages)
+            input_ids, mask = self.chat(sample.messages, self.tokens_for(sample.image))
         else:
-            input_ids, mask = self.plain(sample.caption or "", with_image=sample.image is not None)
+            input_ids, mask = self.plain(sample.caption or "", sample.image is not None, self.tokens_for(sample.image))
         return fit_length(input_ids, mask, self.image_token_id, self.max_length)

@@ -62,3 +62,32 @@ def test_unknown_model_type_names_the_table() -> None:
                                          num_attention_heads=1, num_key_value_heads=1))  # fmt: skip
     with pytest.raises(UnsupportedModelError, match="MODULE_TABLE"):
         module_map(llama)
+
+
+def _onevision():
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, SiglipVisionConfig
+
+    vision = SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32,
+                                num_hidden_layers=2, num_attention_heads=2)  # fmt: skip
+    text = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
+    config = LlavaOnevisionConfig(vision_config=vision, text_config=text, image_token_index=63,
+                                  image_grid_pinpoints=[[32, 32], [32, 64]])  # fmt: skip
+    return LlavaOnevisionForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize("architecture", ["llava_next", "llava_onevision"])
+def test_next_and_onevision_parts_include_image_newline_with_the_projector(architecture: str) -> None:
+    if architecture == "llava_next":
+        model = build_tiny_model(TinyModelConfig(architecture="llava_next"), seed=0)[0]
+    else:
+        model = _onevision()
+    parts = {name: part_of(model, name) for name, _ in model.named_parameters()}
+    assert parts["model.image_newline"] == "projector"
+    assert set(parts.values()) == {"vision_tower", "projector", "language_model", "lm_head"}
+    set_trainable(model, ["projector"])
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "model.image_newline" in trainable and {parts[n] for n in trainable} == {"projector"}
+    regex = lora_target_regex(model)
+    adapted = [n for n, _ in model.named_modules() if re.fullmatch(regex, n)]
+    assert adapted and all(".language_model." in n for n in adapted)

@@ -8,6 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from llava_adapt.model.config import TinyModelConfig
+from llava_adapt.model.load import prepare_chat_format
+from llava_adapt.model.tiny import build_tiny_model
 from llava_adapt.train.collator import LlavaCollator
 from llava_adapt.train.dataset import IMAGE_MISSING, TrainingDataError, tokenize_samples
 from llava_adapt.train.examples import ANSWER_CUT, IGNORE_INDEX, IMAGE_CUT, NO_ANSWER, SampleTokenizer, fit_length
@@ -105,3 +108,22 @@ def test_collator_pads_right_and_masks_padding(tiny, tmp_path: Path) -> None:
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["pixel_values"].shape == (2, 3, 64, 64)
     assert batch["pixel_values"].dtype == torch.float32
+
+
+def test_llava_next_image_tokens_follow_each_image_size(tmp_path: Path) -> None:
+    model, processor = build_tiny_model(TinyModelConfig(architecture="llava_next"))
+    prepare_chat_format(model, processor)
+    tokenizer = SampleTokenizer(processor)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color?"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "red"}]}]  # fmt: skip
+    counts = set()
+    for size in [(64, 64), (130, 60), (50, 140)]:
+        path = tmp_path / f"{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, "red").save(path)
+        sample = tokenizer(TrainingSample(id=path.stem, image=str(path), messages=messages))
+        with Image.open(path) as image:
+            reference = processor(text=processor.apply_chat_template(messages), images=[image],
+                                  add_special_tokens=False)["input_ids"][0]  # fmt: skip
+        assert sample.input_ids == list(reference)  # the processor's own expansion, without decoding pixels
+        counts.add(sample.input_ids.count(tokenizer.image_token_id))
+    assert len(counts) == 3  # any-resolution tiling: the count depends on the image's shape
