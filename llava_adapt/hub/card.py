@@ -134,6 +134,13 @@ def _load_code(run: RunInfo, repo_id: str, artefact: Artefact, revision: str | N
             "the run trained on in place of `path/to/base-llava`, or use the merged model that "
             "`llava-adapt export RUN_DIR --out DIR --merged` (or `llava-adapt publish --merged`) writes."
         )
+    elif (run.layout.converted_dir / "config.json").is_file():  # the run converted an original checkpoint
+        code = code.replace(f'"{base}"', '"base-llava-hf"', 1)
+        note = (
+            f"`{base}` is in LLaVA's original format, which stock transformers cannot load: convert it first with "
+            f"`llava-adapt convert {base} --out base-llava-hf` (the run trained on that conversion), or use the "
+            "merged model that `llava-adapt export RUN_DIR --out DIR --merged` writes."
+        )
     return code, note
 
 

@@ -176,3 +176,14 @@ def test_card_shows_the_without_align_column_when_measured(run_dir: Path) -> Non
     assert "| vqa_rad | closed_accuracy | 0.75 | 0.5 | 0.7 |" in text
     assert "| slake | closed_accuracy | 0.625 | – | – |" in text
     assert 'LLaVA\'s "no stage 1" ablation' in text
+
+
+def test_card_of_a_run_from_an_original_checkpoint_names_it_and_says_to_convert(run_dir: Path) -> None:
+    write_recipe(run_dir, model={"source": "llava", "name_or_path": "microsoft/llava-med-v1.5-mistral-7b"})
+    (run_dir / "converted").mkdir()
+    (run_dir / "converted" / "config.json").write_text("{}")
+    card = card_of(run_dir)
+    assert card.data.to_dict()["base_model"] == "microsoft/llava-med-v1.5-mistral-7b"
+    assert card.data.to_dict()["base_model_relation"] == "adapter"
+    assert "llava-adapt convert microsoft/llava-med-v1.5-mistral-7b --out base-llava-hf" in card.text
+    assert 'from_pretrained("base-llava-hf"' in card.text
