@@ -166,6 +166,38 @@ def _text_config(config: dict, family: str):
     return AutoConfig.for_model(family, **fields)
 
 
+def original_family(config: dict) -> str:
+    """The language-model family (`llama`, `mistral`) of an original-format `config.json`."""
+    family = next((ARCHITECTURES[a] for a in config.get("architectures") or [] if a in ARCHITECTURES), None)
+    return family or MODEL_TYPES[config["model_type"]]
+
+
+def original_llava_config(config: dict, vision_config, image_token_index: int | None = None) -> LlavaConfig:
+    """The llava-hf `LlavaConfig` of an original-format `config.json` (before the `<image>` / `<pad>` rows are added:
+    the text config keeps the original vocabulary size and no pad id).
+
+    Args:
+        config (`dict`): the original `config.json`.
+        vision_config (`PretrainedConfig`): the CLIP tower's vision config (`mm_vision_tower`'s).
+        image_token_index (`int`, *optional*): the id of `<image>`; defaults to the original vocabulary size (the
+            first added token, as llava-hf's converted LLaVA-1.5).
+    """
+    text_config = _text_config(config, original_family(config))
+    text_config.pad_token_id = None  # set once the embeddings have the added rows
+    strategy = "default" if config.get("mm_vision_select_feature", "patch") == "patch" else "full"
+    grid = vision_config.image_size // vision_config.patch_size
+    return LlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        image_token_index=text_config.vocab_size if image_token_index is None else image_token_index,
+        image_seq_length=grid * grid + (strategy == "full"),
+        vision_feature_select_strategy=strategy,
+        vision_feature_layer=config.get("mm_vision_select_layer", -2),
+        projector_hidden_act="gelu",
+        multimodal_projector_bias=True,
+    )
+
+
 def _check_fields(config: dict, where: str) -> None:
     projector = config.get("mm_projector_type", "linear")
     if projector != "mlp2x_gelu":
@@ -209,8 +241,7 @@ def convert_original(
     if not is_original_config(config):
         raise ConversionError(f"{source}: config.json is not LLaVA's original format (no Llava*ForCausalLM / mm_*)")
     _check_fields(config, source)
-    family = next((ARCHITECTURES[a] for a in config.get("architectures") or [] if a in ARCHITECTURES), None)
-    family = family or MODEL_TYPES[config["model_type"]]
+    family = original_family(config)
     tower = vision_tower or config.get("mm_vision_tower")
     if not tower:
         raise ConversionError(f"{source}: config.json names no mm_vision_tower; pass --vision-tower")
@@ -224,20 +255,9 @@ def convert_original(
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "<pad>"})
 
-    text_config = _text_config(config, family)
-    text_config.pad_token_id = None  # set once the embeddings have the added rows
-    strategy = "default" if config.get("mm_vision_select_feature", "patch") == "patch" else "full"
-    grid = vision_config.image_size // vision_config.patch_size
-    llava_config = LlavaConfig(
-        vision_config=vision_config,
-        text_config=text_config,
-        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=grid * grid + (strategy == "full"),
-        vision_feature_select_strategy=strategy,
-        vision_feature_layer=config.get("mm_vision_select_layer", -2),
-        projector_hidden_act="gelu",
-        multimodal_projector_bias=True,
-    )
+    llava_config = original_llava_config(config, vision_config, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    text_config = llava_config.text_config
+    strategy = llava_config.vision_feature_select_strategy
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(llava_config)
     language = {k.removeprefix("model."): v for k, v in state.items() if k.startswith(("model.embed_tokens.",

@@ -19,6 +19,8 @@ from transformers import AutoConfig, AutoTokenizer, LlavaConfig, PretrainedConfi
 from llava_adapt.model.components import VISION_ENCODERS, assembled_vocab_size, tokens_to_add
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.model.modules import MODULE_TABLE
+from llava_adapt.model.original import is_original_config, original_llava_config
+from llava_adapt.model.original import read_config as read_original_config
 from llava_adapt.plan.errors import PlanError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
@@ -131,6 +133,15 @@ def planned_model(model: ModelConfig) -> PlannedModel:
         return PlannedModel(tiny.config, "the built-in tiny model")
     if model.source == "components":
         return _components(model)
+    original = read_original_config(model.name_or_path)
+    if original is not None and is_original_config(original):
+        # LLaVA's own format (LLaVA-1.5, LLaVA-Med v1.5): planned as the run will convert it
+        vision = read_config(original.get("mm_vision_tower", ""), "the checkpoint's mm_vision_tower")
+        config = original_llava_config(original, getattr(vision, "vision_config", vision))
+        rows = assembled_vocab_size(config.text_config.vocab_size, config.text_config.vocab_size + 2)
+        config.text_config.vocab_size = rows
+        return PlannedModel(config, f"original-format checkpoint {model.name_or_path}, converted",
+                            f"{rows} rows (+ <image> + <pad>, rounded up to a multiple of 64)")  # fmt: skip
     config = read_config(model.name_or_path, "model.name_or_path")
     if config.model_type not in MODULE_TABLE:
         raise PlanError(

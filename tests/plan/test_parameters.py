@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoConfig
 
-from llava_adapt.model.config import TinyModelConfig
+from llava_adapt.model.config import ModelConfig, TinyModelConfig
+from llava_adapt.plan.configs import planned_model
 from llava_adapt.plan.parameters import count_parameters, meta_model
 from llava_adapt.plan.setup import training_setup
 from llava_adapt.recipe.loader import load_recipe
+from tests.plan.conftest import CLIP_L_336, write_config
 
 # LLaVA-1.5-7B, worked out by hand from the shapes in conftest.py (h = 4096, i = 11008, 32 layers, V = 32064;
 # CLIP: 1024, 4096, 24 layers, 577 positions):
@@ -105,3 +107,21 @@ def test_tiny_model_counts_equal_the_built_model():
     model, _ = build_tiny_model(TinyModelConfig())
     counts = count_parameters(model.config)
     assert counts.total == sum(p.numel() for p in model.parameters())
+
+
+def test_original_format_checkpoint_is_planned_as_its_conversion(tmp_path: Path):
+    """LLaVA-Med v1.5 as published (LlavaMistralForCausalLM + mm_* fields), config only: Mistral-7B (7,241,732,096
+    parameters) with 64 more rows in the embeddings and lm_head, CLIP ViT-L/14-336 and the mlp2x_gelu projector."""
+    mistral = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+               "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
+               "rms_norm_eps": 1e-5, "rope_theta": 1e6, "tie_word_embeddings": False}  # fmt: skip
+    tower = write_config(tmp_path / "clip", CLIP_L_336)
+    original = {**mistral, "architectures": ["LlavaMistralForCausalLM"], "model_type": "llava_mistral",
+                "mm_vision_tower": str(tower), "mm_hidden_size": 1024, "mm_projector_type": "mlp2x_gelu",
+                "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
+                "mm_use_im_start_end": False}  # fmt: skip
+    folder = write_config(tmp_path / "llava-med", original)
+    planned = planned_model(ModelConfig(source="llava", name_or_path=str(folder)))
+    counts = count_parameters(planned.config)
+    assert counts.total == 7_241_732_096 + 2 * 64 * 4096 + VISION_TOWER + PROJECTOR
+    assert counts.parts["projector"] == 20_979_712 and counts.parts["vision_tower"] == 303_507_456
