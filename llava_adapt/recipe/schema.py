@@ -16,6 +16,7 @@ from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.recipe.errors import KeyedError
 from llava_adapt.train.config import AlignConfig, FinetuneConfig, InstructConfig
+from llava_adapt.train.tracking import TrackingConfig
 
 # The curriculum, in the only order its stages can run. A recipe lists a subsequence of it.
 STAGE_ORDER: tuple[str, ...] = ("prepare", "generate", "align", "instruct", "finetune", "evaluate", "publish")
@@ -90,6 +91,7 @@ class Recipe(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()  # opt-in: add `finetune` to `stages`
     evaluate: EvaluateConfig = EvaluateConfig()
     publish: PublishConfig = PublishConfig()
+    tracking: TrackingConfig = TrackingConfig()  # opt-in: report_to tensorboard | wandb | trackio | mlflow
 
     @model_validator(mode="after")
     def _check_stages(self) -> Recipe:

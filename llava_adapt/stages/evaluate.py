@@ -14,6 +14,9 @@ it writes:
   metrics from the benchmark's own metric function, and `notes` (the benchmark's caveats about its question set,
   e.g. answer types guessed by a rule) when it has any.
 
+With `tracking.report_to`, the metrics of every model scored also go to the run's tracker, under
+`eval/<benchmark>/<model>/<metric>` (`llava_adapt.train.tracking`).
+
 With `evaluate.ensemble` (and `evaluate.judge` as the client), a benchmark that offers that ensemble combines the
 trained model's answers with the judge model's (LLaVA's ScienceQA + GPT-4 ensembles): `ensemble.jsonl` holds each
 final answer, `metrics.json` its scores under `ensemble` (the same metrics, next to the model's own) and what was
@@ -44,6 +47,7 @@ from llava_adapt.stages.context import StageContext
 from llava_adapt.stages.instruct import without_align_model
 from llava_adapt.stages.model_source import start_model
 from llava_adapt.stages.prepare import resolve_image
+from llava_adapt.train.tracking import evaluation_logs, log_evaluation, stage_tracker
 
 Loader = Callable[[], tuple[PreTrainedModel, ProcessorMixin]]
 # The predictions file of each model scored (by role; the role is also its metrics.json key, but for `trained`).
@@ -147,6 +151,7 @@ def prediction_rows(
 def run(ctx: StageContext) -> None:
     """Score the trained (the stage-2-only, the untrained) model on every benchmark of `evaluate.benchmarks`."""
     recipe, config = ctx.recipe, ctx.recipe.evaluate
+    tracker = stage_tracker(recipe.tracking, ctx.layout.root, "evaluate")  # a missing backend fails before, not after
     dtype = resolve_dtype(recipe.model.dtype)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     benchmarks = {name: ctx.domain.benchmarks[name] for name in config.benchmarks}
@@ -205,6 +210,7 @@ def run(ctx: StageContext) -> None:
         write_json(ctx.layout.benchmark_dir(name) / "metrics.json", metrics)
         summary[name] = {k: v for k, v in metrics.items() if k in ("metrics", "baseline", "without_align", "ensemble")}
     ctx.record("metrics", summary)
+    log_evaluation(tracker, evaluation_logs(summary))
 
 
 def _ensembles(

@@ -19,6 +19,7 @@ from llava_adapt.train.config import TrainerSettings
 from llava_adapt.train.dataset import DatasetStats, TrainingDataError, cached_dataset, fingerprint, tokenize_samples
 from llava_adapt.train.examples import SampleTokenizer
 from llava_adapt.train.formats import TrainingSample
+from llava_adapt.train.tracking import stage_tracker
 from llava_adapt.train.trainer import LlavaSFTTrainer, last_checkpoint, sft_config
 
 
@@ -74,10 +75,15 @@ def train_stage(
     Returns:
         The trainer after training (its `model` is the trained, possibly PEFT-wrapped, model).
 
+    Metrics go where the recipe's `tracking:` section says (`llava_adapt.train.tracking`).
+
     Raises:
         TrainingDataError: more samples than `settings.max_dropped_fraction` are dropped.
+        TrackingError: a tracking backend's package is not installed.
     """
     set_cpu_threads()
+    stage, _, variant = ctx.name.partition(" ")  # the ablation's context is named "<stage> (without align)"
+    tracker = stage_tracker(ctx.recipe.tracking, ctx.layout.root, stage, without_align="without align" in variant)
     tokenizer = SampleTokenizer(processor, settings.max_length)
     key = fingerprint(
         *data_key, settings.max_length, settings.max_dropped_fraction, tokenizer.image_tokens,
@@ -94,21 +100,22 @@ def train_stage(
         _count(ctx, exc.stats)
         raise
     _count(ctx, stats)
-    trainer = LlavaSFTTrainer(
-        model=model,
-        args=sft_config(settings, stage_dir / "checkpoints", ctx.recipe.seed),
-        data_collator=LlavaCollator(processor),
-        train_dataset=dataset,
-        processing_class=processor,
-        peft_config=peft_config,
-        projector_lr=projector_lr,
-    )
-    ctx.record("trainable_parameters", trainable_parameters(trainer.model))
-    checkpoint = last_checkpoint(stage_dir / "checkpoints") if ctx.resume else None
-    if checkpoint is not None:
-        ctx.log.info("%s: resuming from %s", ctx.name, checkpoint)
-        ctx.record("resumed_from", checkpoint.name)
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with tracker.environment():  # transformers' integrations read some settings from the environment
+        trainer = LlavaSFTTrainer(
+            model=model,
+            args=sft_config(settings, stage_dir / "checkpoints", ctx.recipe.seed, tracker),
+            data_collator=LlavaCollator(processor),
+            train_dataset=dataset,
+            processing_class=processor,
+            peft_config=peft_config,
+            projector_lr=projector_lr,
+        )
+        ctx.record("trainable_parameters", trainable_parameters(trainer.model))
+        checkpoint = last_checkpoint(stage_dir / "checkpoints") if ctx.resume else None
+        if checkpoint is not None:
+            ctx.log.info("%s: resuming from %s", ctx.name, checkpoint)
+            ctx.record("resumed_from", checkpoint.name)
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     ctx.record("train_loss", result.training_loss)
     ctx.record("global_step", trainer.state.global_step)
     if trainer.is_world_process_zero():

@@ -18,6 +18,7 @@ from trl import SFTConfig, SFTTrainer
 
 from llava_adapt.model.modules import part_of
 from llava_adapt.train.config import TrainerSettings
+from llava_adapt.train.tracking import Tracker
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
@@ -76,7 +77,7 @@ def use_bf16(precision: str) -> bool:
     return precision == "bf16"
 
 
-def sft_config(settings: TrainerSettings, output_dir: Path, seed: int) -> SFTConfig:
+def sft_config(settings: TrainerSettings, output_dir: Path, seed: int, tracker: Tracker | None = None) -> SFTConfig:
     """The `SFTConfig` of a stage, from its recipe section.
 
     Data preparation is ours (tokenized, length-checked rows; see `llava_adapt.train.dataset`), so TRL's is skipped
@@ -86,7 +87,10 @@ def sft_config(settings: TrainerSettings, output_dir: Path, seed: int) -> SFTCon
         settings (`TrainerSettings`): the stage's recipe section (`align:` or `instruct:`).
         output_dir (`Path`): where checkpoints go (`<stage folder>/checkpoints`).
         seed (`int`): the recipe's seed (model init, data order, dropout).
+        tracker (`Tracker`, *optional*): where to report the training metrics (`report_to`, `run_name`, `project`);
+            `None` = nowhere.
     """
+    tracking = tracker.training_arguments() if tracker is not None else {"report_to": "none"}
     return SFTConfig(
         output_dir=str(output_dir),
         learning_rate=settings.learning_rate,
@@ -112,10 +116,10 @@ def sft_config(settings: TrainerSettings, output_dir: Path, seed: int) -> SFTCon
         dataset_kwargs={"skip_prepare_dataset": True},
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
-        report_to="none",
         seed=seed,
         data_seed=seed,
         disable_tqdm=os.environ.get("LLAVA_ADAPT_PROGRESS", "1") == "0",
+        **tracking,
     )
 
 
