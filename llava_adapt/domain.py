@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
+from llava_adapt.errors import InputError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -234,7 +235,7 @@ class Domain:
         return tuple(self.prompt_context_fields.get(prompt_type, self.context_fields))
 
 
-class DomainContractError(ValueError):
+class DomainContractError(InputError, ValueError):
     """A plugin's domain object does not satisfy the contract. The message names the plugin."""
 
 

@@ -16,23 +16,24 @@ import importlib.metadata as importlib_metadata
 from dataclasses import dataclass, field
 
 from llava_adapt.domain import Domain, check_domain
+from llava_adapt.errors import InputError
 from llava_adapt.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "llava_adapt.domains"
 
 
-class DomainNotFoundError(KeyError):
+class DomainNotFoundError(InputError, KeyError):
     """No installed plugin provides the requested domain."""
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return str(self.args[0])
 
 
-class DomainConflictError(RuntimeError):
+class DomainConflictError(InputError, RuntimeError):
     """Two installed distributions claim the same domain name."""
 
 
-class DomainLoadError(RuntimeError):
+class DomainLoadError(InputError, RuntimeError):
     """A plugin failed to import or does not satisfy the Domain contract."""
 
 

@@ -13,8 +13,11 @@ from llava_adapt.cli import domain as domain_cli
 from llava_adapt.cli import eval as eval_cli
 from llava_adapt.cli import publish as publish_cli
 from llava_adapt.cli import recipe as recipe_cli
+from llava_adapt.cli.errors import CommandGroup
+from llava_adapt.scrub import ScrubFilter
 
 app = typer.Typer(
+    cls=CommandGroup,
     name="llava-adapt",
     help="Adapt LLaVA-style vision-language models to a domain.",
     epilog="Example: llava-adapt recipe run biomed --preset tiny --run-dir runs/biomed-tiny",
@@ -42,6 +45,9 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
+    for handler in logging.getLogger().handlers:  # no key or token ever reaches a log line
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
 
 
 def main() -> None:

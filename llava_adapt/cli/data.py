@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
-from llava_adapt.data.jsonl import RecordFileError
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.generate.config import GenerateConfig
-from llava_adapt.generate.prompts import PromptError
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Data tools: generate instruction-following conversations from captions.",
     epilog="Example: llava-adapt data generate --domain biomed --captions captions.jsonl --out instruct.jsonl",
     no_args_is_help=True,
@@ -47,6 +48,9 @@ def generate(
     batch_api: bool = typer.Option(False, "--batch-api", help="Use the OpenAI Batch API (half price, slower)."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first K caption records."),
     samples: int = typer.Option(1, "--samples-per-record", help="Conversations per record and prompt type."),
+    max_caption_chars: int = typer.Option(
+        GenerateConfig().max_caption_chars, "--max-caption-chars", help="Longer captions are rejected, not sent."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the offline generator and of description questions."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw a progress bar."),
 ) -> None:
@@ -55,10 +59,8 @@ def generate(
     Rerunning the same command resumes: conversations already written are kept, answered requests come from the
     cache, and only requests that failed after every retry are sent again.
     """
-    from llava_adapt.generate.retry import FatalRequestError  # openai loads here, not at CLI start-up
-    from llava_adapt.generate.runner import generate_instructions
-    from llava_adapt.generate.transport import ClientConfigError
-    from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNotFoundError, get_domain
+    from llava_adapt.generate.runner import generate_instructions  # openai loads here, not at CLI start-up
+    from llava_adapt.registry import get_domain
 
     try:
         config = GenerateConfig(
@@ -76,30 +78,27 @@ def generate(
             batch_api=batch_api,
             limit=limit,
             samples_per_record=samples,
+            max_caption_chars=max_caption_chars,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         console.print(f"[red]error:[/red] {problems}")
         raise typer.Exit(2) from None
-    try:
-        plugin = get_domain(domain)
-        report = generate_instructions(
-            plugin,
-            captions=captions,
-            out=out,
-            rejects=rejects or out.with_name(f"{out.stem}.rejects{out.suffix or '.jsonl'}"),
-            cache_dir=cache_dir or out.with_name(f"{out.stem}.cache"),
-            config=config,
-            seed=seed,
-            progress=not no_progress,
-        )
-    except (DomainNotFoundError, DomainConflictError, DomainLoadError, RecordFileError, PromptError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except (ClientConfigError, FatalRequestError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    # Bad input (an unknown domain, a malformed captions file, a missing key) ends with one line and exit code 2,
+    # a full disk with 3 (`llava_adapt.errors`), through CommandGroup.
+    rejects = rejects or out.with_name(f"{out.stem}.rejects{out.suffix or '.jsonl'}")
+    report = generate_instructions(
+        get_domain(domain),
+        captions=captions,
+        out=out,
+        rejects=rejects,
+        cache_dir=cache_dir or out.with_name(f"{out.stem}.cache"),
+        config=config,
+        seed=seed,
+        progress=not no_progress,
+    )
     console.print(report.summary(), highlight=False)
-    if report.incomplete:
-        console.print("[yellow]incomplete:[/yellow] run the same command again to retry the failed requests")
+    failure = report.failure(rejects, max_retries)
+    if failure:  # as `recipe run` does: nothing generated, or requests still failing, is not a success
+        console.print(Text.assemble(("error:", "red"), " ", failure))
         raise typer.Exit(1)

@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.registry import registry
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Domain plugins: list them, scaffold a new one.",
     epilog="Example: llava-adapt domain new pathology --dir plugins/",
     no_args_is_help=True,

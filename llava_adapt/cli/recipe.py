@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,9 +11,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from llava_adapt.cli.errors import CommandGroup, print_error
 from llava_adapt.recipe.loader import RecipeError, builtin_recipes, find_recipe, load_recipe, read_presets
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Recipes: list, copy, validate and run them.",
     epilog="Example: llava-adapt recipe validate biomed --preset tiny",
     no_args_is_help=True,
@@ -36,16 +37,12 @@ def _header(path: Path) -> str:
     return ""
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    """Whether a stage failed for a reason its message explains (missing data, a bad key, too many truncated
-    samples, ...): the errors llava-adapt raises itself, and missing files. Anything else is a bug and keeps its
-    traceback."""
-    return type(exc).__module__.startswith("llava_adapt.") or isinstance(exc, FileNotFoundError)
-
-
 def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    """Print `exc` as one line; the exit code is the error's own (`llava_adapt.errors`), else 1."""
+    code = print_error(exc)
+    if code is None:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code or 1)
 
 
 @app.command("ls", epilog="Example: llava-adapt recipe ls --json")
@@ -171,13 +168,10 @@ def run(
     force: str = typer.Option(None, "--force", help="Rerun from this stage on, e.g. --force instruct."),
 ) -> None:
     """Run a recipe's stages; completed stages with an unchanged config are skipped, interrupted ones resumed."""
-    from llava_adapt.run.pipeline import PipelineError, process_state, run_pipeline
+    from llava_adapt.run.pipeline import process_state, run_pipeline
 
-    try:
-        loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)
-        domain = loaded.domain()
-    except RecipeError as exc:
-        raise _fail(exc) from None
+    loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)
+    domain = loaded.domain()
 
     def on_event(step, event: str) -> None:
         if event == "skip":
@@ -188,23 +182,8 @@ def run(
         elif event == "done":
             console.print(f"[green]✓ {step.name}[/green]")
 
-    try:
-        run_pipeline(loaded, domain, force=force, on_event=on_event)
-    except PipelineError as exc:
-        raise _fail(exc) from None
-    except Exception as exc:
-        if not _is_user_error(exc) or os.environ.get("LLAVA_ADAPT_DEBUG"):
-            raise
-        manifest = Path(loaded.recipe.run_dir) / "manifest.json"
-        err_console.print(
-            f"[red]error:[/red] {exc}\n(the failed stage is recorded in {manifest}; fix the cause and run the same "
-            "command again: completed stages are skipped. LLAVA_ADAPT_DEBUG=1 shows the traceback.)",
-            markup=True, highlight=False, soft_wrap=True,
-        )  # fmt: skip
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted; run the same command again to resume")
-        raise typer.Exit(130) from None
+    # A failure prints one line (and where the manifest records it) through CommandGroup; a bug keeps its traceback.
+    run_pipeline(loaded, domain, force=force, on_event=on_event)
     if not process_state().is_main_process:
         return
     from llava_adapt.evaluate.report import write_report

@@ -15,8 +15,54 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError
+
 HUMAN = "human"
 GPT = "gpt"
+
+Scalar = StrictStr | StrictInt | StrictFloat  # a context or label value; numbers become text, lists and objects do not
+
+
+class RecordError(ValueError):
+    """A row is not a valid record: a field is missing or has the wrong JSON type. The message names each field and
+    what it got (`caption: expected text, got a list`)."""
+
+
+class _CaptionRow(BaseModel):
+    """What a `CaptionRecord` row must hold, type for type (never stringified: a list is not a caption)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: StrictStr | StrictInt  # an integer id (COCO's) is written as text; an object is refused
+    image: StrictStr
+    caption: StrictStr
+    context: dict[StrictStr, Scalar] | None = None
+    labels: dict[StrictStr, Scalar] | None = None
+
+
+_JSON_TYPES = {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+_EXPECTED = {"string": "text", "int": "an integer", "float": "a number", "dict": "an object", "bool": "true/false"}
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """One line from a pydantic `ValidationError` over a JSON row: `caption: expected text, got a list; ...`."""
+    expected: dict[str, list[str]] = {}
+    got: dict[str, str] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if part not in ("str", "int", "float"))
+        if error["type"] == "missing":
+            expected[where], got[where] = [], "missing"
+            continue
+        kind = next((name for key, name in _EXPECTED.items() if error["type"].startswith(key)), error["msg"])
+        expected.setdefault(where, []).append(kind)
+        value = error.get("input")
+        got[where] = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+    return "; ".join(
+        f"missing field {where!r}"
+        if got[where] == "missing"
+        else f"{where}: expected {' or '.join(kinds)}, got {got[where]}"
+        for where, kinds in expected.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -45,13 +91,39 @@ class CaptionRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaptionRecord:
+        """The record a JSON row holds, its types checked (an integer id becomes text; nothing else is converted).
+
+        Raises:
+            RecordError: a field is missing or of the wrong type (the message names each).
+        """
+        try:
+            row = _CaptionRow.model_validate(data)
+        except ValidationError as exc:
+            raise RecordError(validation_problems(exc)) from None
         return cls(
-            id=str(data["id"]),
-            image=str(data["image"]),
-            caption=str(data["caption"]),
-            context={str(k): str(v) for k, v in (data.get("context") or {}).items()},
-            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+            id=str(row.id),
+            image=row.image,
+            caption=row.caption,
+            context={k: str(v) for k, v in (row.context or {}).items()},
+            labels={k: str(v) for k, v in (row.labels or {}).items()},
         )
+
+    def problem(self) -> str | None:
+        """Why this record (as a source built it) cannot be used, as a skip reason; `None` when it can.
+
+        A source that copies a JSON value without checking it may hand over a list for a caption or an object for
+        an id: that is a skip (`"caption is not text"`), never a stringified `"['...']"`.
+        """
+        for name in ("id", "image", "caption"):
+            if not isinstance(getattr(self, name), str):
+                return f"{name} is not text"
+        for name in ("context", "labels"):
+            values = getattr(self, name)
+            if not isinstance(values, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+            ):
+                return f"{name} is not a mapping of text"
+        return None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.domain import Benchmark, Domain
+from llava_adapt.errors import InputError
 from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.evaluate.generation import format_question, generate_answers
 from llava_adapt.evaluate.judge import check_judge, judge_benchmark
@@ -38,7 +39,7 @@ from llava_adapt.suggest import did_you_mean
 log = logging.getLogger("llava_adapt")
 
 
-class BenchmarkArgsError(ValueError):
+class BenchmarkArgsError(InputError, ValueError):
     """The benchmark name or its arguments are not valid for the domain."""
 
 

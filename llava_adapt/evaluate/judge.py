@@ -25,6 +25,7 @@ from typing import Any
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.data.records import VQAItem
 from llava_adapt.domain import Judge
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.generate.cache import ResponseCache
 from llava_adapt.generate.jobs import cache_key
@@ -35,7 +36,7 @@ from llava_adapt.generate.retry import Failure, FatalRequestError
 from llava_adapt.generate.transport import ClientConfigError, Transport, make_client
 
 
-class JudgeError(RuntimeError):
+class JudgeError(LlavaAdaptError, RuntimeError):
     """The judge cannot be asked at all (no key, bad key, unknown model, no quota); the message says what to fix."""
 
 

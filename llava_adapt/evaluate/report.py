@@ -31,6 +31,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from llava_adapt.data.jsonl import RecordFileError, read_jsonl
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.plots import plot_metrics, plot_training
 from llava_adapt.hub.run_info import is_count
 from llava_adapt.recipe.schema import STAGE_ORDER
@@ -49,7 +50,7 @@ TRAINING_STAGES = ("align", "instruct", "finetune")
 ABLATION_PREDICTIONS = "without_align_predictions.jsonl"  # the stage-2-only model's answers (evaluate stage)
 
 
-class ReportError(ValueError):
+class ReportError(LlavaAdaptError, ValueError):
     """The folder is not a run directory, or one of its files cannot be read."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.export import load_merged, resolve_base
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
@@ -30,7 +31,7 @@ from llava_adapt.model.load import prepare_chat_format
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
-class ModelResolveError(ValueError):
+class ModelResolveError(LlavaAdaptError, ValueError):
     """`MODEL_OR_RUN_DIR` names nothing that can be loaded; the message says what to pass instead."""
 
 

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.generate.cache import ResponseCache
 from llava_adapt.generate.retry import RETRYABLE_STATUS, Failure
 from llava_adapt.generate.transport import Transport
@@ -27,7 +28,7 @@ MAX_FILE_BYTES = 190 * 2**20
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
-class BatchError(RuntimeError):
+class BatchError(LlavaAdaptError, RuntimeError):
     """A Batch API call failed for good (upload, create, poll or download)."""
 
 

@@ -55,6 +55,13 @@ class GenerateConfig(BaseModel):
     batch_discount: float = Field(0.5, ge=0, le=1)  # Batch API price = this x the online price
     prices: dict[str, ModelPrice] = Field(default_factory=dict)  # add or override entries of the price table
     limit: int | None = Field(None, ge=1)  # only the first N records (a cheap trial run)
+    # A caption longer than this is rejected ("caption too long", counted) instead of sent: a runaway caption (a
+    # whole article pasted in) would cost its length in tokens and overflow the teacher's context. Figure captions
+    # and report impressions are far shorter.
+    max_caption_chars: int = Field(8000, ge=1)
+    # A conversation turn longer than this is rejected ("turn too long"): a teacher that runs away, or an offline
+    # generator's bug, never reaches training, where it would only be cut at max_length.
+    max_turn_chars: int = Field(8000, ge=1)
     # per request: 429s with Retry-After pause every request and are retried without using up max_retries, until
     # this many seconds after the request's first one (a wait that would end later rejects it, retryable)
     max_rate_limit_wait_s: float = Field(600.0, gt=0)

@@ -8,6 +8,11 @@ in the request cache: the next run writes it without sending the request again.)
 A reject row is `{"id", "record_id", "prompt_type", "image", "reason", "detail", "retryable", "response"}`.
 Rejects with `retryable: true` (a request that still failed after all retries: rate limits, server errors,
 timeouts) are removed when the next run opens the file, and their jobs are tried again.
+
+A file the tool did not create is never modified. Before either file is created, a sidecar `OUT_STEM.generate.json`
+beside the conversations file records that llava-adapt owns both; a run finds an existing, non-empty output or
+rejects file that its sidecar does not list (the captions file, a user's notes, another tool's output) and stops with
+an error naming it, before truncating, rewriting or appending anything.
 """
 
 from __future__ import annotations
@@ -19,9 +24,55 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
+from llava_adapt import __version__
 from llava_adapt.data.jsonl import RecordFileError
 from llava_adapt.data.records import Conversation
-from llava_adapt.run.atomic import atomic_path
+from llava_adapt.errors import InputError, naming
+from llava_adapt.run.atomic import atomic_path, remove_debris, write_json
+from llava_adapt.scrub import scrub
+
+OWNER = "llava-adapt generate"  # the sidecar's `written_by`
+
+
+def sidecar_path(out: str | Path) -> Path:
+    """The ownership sidecar of conversations file `out`: `OUT_STEM.generate.json` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.generate.json")
+
+
+def _owned(sidecar: Path) -> set[str]:
+    """The files (relative to the sidecar's folder, or absolute) an existing sidecar says llava-adapt wrote."""
+    if not sidecar.is_file():
+        return set()
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{sidecar} is not a llava-adapt sidecar (not JSON); move it aside") from None
+    if not isinstance(data, dict) or data.get("written_by") != OWNER or not isinstance(data.get("files"), list):
+        raise InputError(f"{sidecar} is not a llava-adapt sidecar; move it aside")
+    return {str(name) for name in data["files"]}
+
+
+def claim_outputs(out: Path, rejects: Path) -> None:
+    """Make sure llava-adapt may write `out` and `rejects`, and record that it owns them (the sidecar) before
+    either is created.
+
+    Raises:
+        InputError: an existing, non-empty file is not one this tool created (the message names it).
+    """
+    sidecar = sidecar_path(out)
+    owned = _owned(sidecar)
+    names = {path: os.path.relpath(path, sidecar.parent) for path in (out, rejects)}
+    for path, name in names.items():
+        if path.exists() and (not path.is_file() or path.stat().st_size) and name not in owned:
+            raise InputError(
+                f"{path} exists and was not written by llava-adapt generate (no {sidecar.name} lists it); it is left "
+                "untouched: choose another output path, or move the file aside"
+            )
+    if not set(names.values()) <= owned:
+        write_json(
+            sidecar, {"written_by": OWNER, "version": __version__, "files": sorted(owned | set(names.values()))}
+        )
 
 
 def recover_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -70,6 +121,9 @@ class ResultWriter:
     def __init__(self, out: str | Path, rejects: str | Path, sync_every_s: float = 1.0) -> None:
         self.out_path, self.rejects_path = Path(out), Path(rejects)
         self.sync_every_s = sync_every_s
+        claim_outputs(self.out_path, self.rejects_path)  # before anything is truncated, rewritten or appended
+        for path in (self.out_path, self.rejects_path):  # a killed rewrite of the rejects leaves a temporary beside
+            remove_debris(path.parent, names=(path.name,), recursive=False)
         ok_rows = recover_jsonl(self.out_path)
         reject_rows = recover_jsonl(self.rejects_path)
         keep = [r for r in reject_rows if not r.get("retryable")]
@@ -89,7 +143,10 @@ class ResultWriter:
     def _append(self, fh: IO[str], row: dict[str, Any]) -> None:
         if row["id"] in self.done:
             raise RuntimeError(f"internal error: {row['id']!r} would be written twice")
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        try:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        except OSError as exc:  # a full disk: say which file
+            raise naming(exc, fh.name) from None
         self.done.add(row["id"])
         if time.monotonic() - self._last_sync >= self.sync_every_s:
             self.sync()
@@ -116,7 +173,7 @@ class ResultWriter:
             "prompt_type": prompt_type,
             "image": image,
             "reason": reason,
-            "detail": detail,
+            "detail": scrub(detail),
             "retryable": retryable,
         }
         if response is not None:
@@ -126,19 +183,37 @@ class ResultWriter:
     def sync(self) -> None:
         """Flush and fsync both files."""
         for fh in (self._out, self._rejects):
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # a full disk: say which file
+                raise naming(exc, fh.name) from None
         self._last_sync = time.monotonic()
 
-    def close(self) -> None:
-        """Sync and close both files."""
-        if not self._out.closed:
+    def close(self, quiet: bool = False) -> None:
+        """Sync and close both files.
+
+        Args:
+            quiet (`bool`, defaults to `False`): ignore write errors (an error is already on its way: a full disk
+                must be reported once, not again by every flush that follows it).
+        """
+        if self._out.closed:
+            return
+        try:
             self.sync()
-            self._out.close()
-            self._rejects.close()
+        except OSError:
+            if not quiet:
+                raise
+        finally:
+            for fh in (self._out, self._rejects):
+                try:
+                    fh.close()
+                except OSError:
+                    if not quiet:
+                        raise
 
     def __enter__(self) -> ResultWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(quiet=exc_type is not None)

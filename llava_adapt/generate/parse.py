@@ -3,8 +3,10 @@
 Every way a response can be unusable has a short, stable reason (the key counted in the manifest) and a detail
 (what exactly, written to the rejects file):
 
-`no choices`, `refusal`, `truncated`, `content filter`, `empty response`, `unparseable`, `too few turns`, `leak`,
-`invalid conversation` (offline generator output that is not alternating human/gpt turns).
+`no choices`, `refusal`, `truncated`, `content filter`, `empty response`, `unparseable`, `unexpected role` (a
+`System:` / `User:` / ... line among the prompt's own turn markers: the teacher role-played another speaker, whose
+text would otherwise end up inside a turn), `too few turns`, `turn too long`, `leak`, `invalid conversation`
+(offline generator output that is not alternating human/gpt turns, or has an empty turn).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from llava_adapt.generate.prompts import PromptType
 
 IMAGE_TOKEN = "<image>"
 SEPARATOR = re.compile(r"^\s*={3,}\s*$", re.MULTILINE)
+# Speaker names a chat transcript uses; at the start of a line, any of them that is not one of the prompt's own two
+# markers is a turn by a speaker the conversation cannot have.
+ROLE_NAMES = ("System", "User", "Assistant", "Human", "GPT")
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,29 @@ def response_text(response: dict[str, Any]) -> str | Rejected:
     return content
 
 
+def _markers(names: tuple[str, ...]) -> re.Pattern[str]:
+    """A turn marker at the start of a line (`Question:`, `**User:**`, `> Answer:`), for any of `names`."""
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"^[ \t>#*_]*({alternatives})[*_]*[ \t]*:[*_]*[ \t]*", re.MULTILINE | re.IGNORECASE)
+
+
+def _foreign_role(found: list[re.Match[str]], own: set[str], text: str) -> Rejected | None:
+    """The reject for the first marker in `found` that is not one of the `own` (lower-case) markers, if any."""
+    foreign = next((m for m in found if m.group(1).lower() not in own), None)
+    if foreign is None:
+        return None
+    line = text[foreign.start() :].split("\n", 1)[0].strip()[:80]
+    return Rejected("unexpected role", f"a {foreign.group(1)!r} line among the turns: {line!r}")
+
+
 def _split_turns(text: str, prompt: PromptType) -> Turns | Rejected:
     markers = {prompt.human.lower(): HUMAN, prompt.gpt.lower(): GPT}
-    names = "|".join(re.escape(m) for m in (prompt.human, prompt.gpt))
-    marker = re.compile(rf"^[ \t>#*_]*({names})[*_]*[ \t]*:[*_]*[ \t]*", re.MULTILINE | re.IGNORECASE)
+    others = tuple(name for name in ROLE_NAMES if name.lower() not in markers)
     text = SEPARATOR.sub("", text)
-    found = list(marker.finditer(text))
+    found = list(_markers((prompt.human, prompt.gpt, *others)).finditer(text))
+    foreign = _foreign_role(found, set(markers), text)
+    if foreign is not None:
+        return foreign
     if not found:
         return Rejected("unparseable", f"no {prompt.human!r}/{prompt.gpt!r} markers")
     if text[: found[0].start()].strip():
@@ -97,6 +119,9 @@ def parse_response(text: str, prompt: PromptType, rng: random.Random) -> Turns |
         rng (`random.Random`): draws the question of a `"description"` type (seed it per job for stable output).
     """
     if prompt.format == "description":
+        foreign = _foreign_role(list(_markers(ROLE_NAMES).finditer(text)), set(), text)
+        if foreign is not None:
+            return foreign
         return [{"from": HUMAN, "value": rng.choice(prompt.questions)}, {"from": GPT, "value": text.strip()}]
     turns = _split_turns(text, prompt)
     if isinstance(turns, Rejected):
@@ -132,8 +157,11 @@ def _snippet(text: str, found: str, width: int = 60) -> str:
     return ("..." if start else "") + text[start : at + len(found) + width].replace("\n", " ")
 
 
-def finish_turns(turns: Turns, leak: TextFilter, refusal: TextFilter) -> Turns | Rejected:
-    """Filter and normalise checked turns: refusals and leaks are rejected; `<image>\\n` starts the first turn.
+def finish_turns(
+    turns: Turns, leak: TextFilter, refusal: TextFilter, max_turn_chars: int | None = None
+) -> Turns | Rejected:
+    """Filter and normalise checked turns: refusals, leaks and overlong turns are rejected; `<image>\\n` starts the
+    first turn.
 
     `<image>` is removed from wherever the text put it and prepended to the first human turn, as LLaVA's
     `preprocess_multimodal` does.
@@ -142,7 +170,13 @@ def finish_turns(turns: Turns, leak: TextFilter, refusal: TextFilter) -> Turns |
         turns (`list[dict[str, str]]`): checked turns (`check_turns` or `parse_response`).
         leak (`TextFilter`): the domain's leak filter, applied to every turn.
         refusal (`TextFilter`): the refusal filter, applied to the assistant turns.
+        max_turn_chars (`int`, *optional*): a longer turn is rejected (`"turn too long"`); `None` = no bound.
     """
+    for i, turn in enumerate(turns):
+        if max_turn_chars is not None and len(turn["value"]) > max_turn_chars:
+            return Rejected(
+                "turn too long", f"turn {i + 1} has {len(turn['value'])} characters, at most {max_turn_chars}"
+            )
     for turn in turns:
         hit = refusal.find(turn["value"]) if turn["from"] == GPT else None
         if hit:
@@ -157,7 +191,12 @@ def finish_turns(turns: Turns, leak: TextFilter, refusal: TextFilter) -> Turns |
 
 
 def response_turns(
-    response: dict[str, Any], prompt: PromptType, rng: random.Random, leak: TextFilter, refusal: TextFilter
+    response: dict[str, Any],
+    prompt: PromptType,
+    rng: random.Random,
+    leak: TextFilter,
+    refusal: TextFilter,
+    max_turn_chars: int | None = None,
 ) -> Turns | Rejected:
     """The whole path from a Chat Completions response to final turns (or the reason it is rejected).
 
@@ -167,6 +206,7 @@ def response_turns(
         rng (`random.Random`): the job's random generator (description questions).
         leak (`TextFilter`): the domain's leak filter.
         refusal (`TextFilter`): the refusal filter.
+        max_turn_chars (`int`, *optional*): a longer turn is rejected (`"turn too long"`); `None` = no bound.
     """
     text = response_text(response)
     if isinstance(text, Rejected):
@@ -177,4 +217,4 @@ def response_turns(
     turns = parse_response(text, prompt, rng)
     if isinstance(turns, Rejected):
         return turns
-    return finish_turns(turns, leak, refusal)
+    return finish_turns(turns, leak, refusal, max_turn_chars)

@@ -30,6 +30,7 @@ class Postprocessor:
         writer (`ResultWriter`): where results go.
         report (`GenerateReport`): the tally to update.
         seed (`int`, defaults to `0`): seeds each job's random choices (`random.Random(f"{seed}:{job.id}")`).
+        max_turn_chars (`int`, *optional*): a longer turn rejects the conversation (`"turn too long"`).
     """
 
     def __init__(
@@ -39,8 +40,10 @@ class Postprocessor:
         writer: ResultWriter,
         report: GenerateReport,
         seed: int = 0,
+        max_turn_chars: int | None = None,
     ) -> None:
         self.domain, self.prompts, self.writer, self.report, self.seed = domain, prompts, writer, report, seed
+        self.max_turn_chars = max_turn_chars
         self.leak: TextFilter = leak_filter(domain.leak_patterns, load_leak_file(domain.prompts_dir))
         self.refusal: TextFilter = refusal_filter()
 
@@ -70,7 +73,9 @@ class Postprocessor:
 
     def response(self, job: Job, response: dict[str, Any]) -> None:
         """Finish `job` from a Chat Completions response body."""
-        result = response_turns(response, self.prompts[job.prompt_type], self.rng(job), self.leak, self.refusal)
+        result = response_turns(
+            response, self.prompts[job.prompt_type], self.rng(job), self.leak, self.refusal, self.max_turn_chars
+        )
         if isinstance(result, Rejected):
             text = response_text(response)
             raw = text if isinstance(text, str) else json.dumps(response, ensure_ascii=False)[:2000]
@@ -87,7 +92,7 @@ class Postprocessor:
             return
         result = check_turns(turns)
         if not isinstance(result, Rejected):
-            result = finish_turns(result, self.leak, self.refusal)
+            result = finish_turns(result, self.leak, self.refusal, self.max_turn_chars)
         if isinstance(result, Rejected):
             self.reject(job, result.reason, result.detail, text=json.dumps(turns, ensure_ascii=False, default=str))
         else:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llava_adapt.domain import Domain
+from llava_adapt.errors import InputError
 from llava_adapt.suggest import did_you_mean
 
 FORMAT_FILE = "format.json"
@@ -32,7 +33,7 @@ LEAK_FILE = "leak_patterns.txt"
 FORMAT_KEYS = {"format", "human", "gpt", "min_pairs", "questions_file"}
 
 
-class PromptError(ValueError):
+class PromptError(InputError, ValueError):
     """A prompt folder is missing or malformed, or a prompt type does not exist. The message says which."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llava_adapt.generate.config import ModelPrice
@@ -100,3 +102,34 @@ class GenerateReport:
         if self.incomplete:
             lines.append(f"  {self.incomplete} requests still failed after retries: run again to retry them")
         return "\n".join(lines)
+
+    def failure(self, rejects: str | Path, max_retries: int) -> str | None:
+        """Why the run has not produced what was asked (the stage and `data generate` both fail with it), or `None`.
+
+        Args:
+            rejects (`str | Path`): the rejects file (its first reject is quoted when nothing was generated).
+            max_retries (`int`): the retries each request had.
+        """
+        if self.incomplete:
+            return (
+                f"{self.incomplete} requests still failed after {max_retries} retries (see {rejects}); run again to "
+                "retry only those, answered requests are cached"
+            )
+        if self.ok == 0:
+            return (
+                f"generation produced no conversations out of {self.jobs} jobs; the reasons are in {rejects}"
+                f"{_first_reject(Path(rejects))}"
+            )
+        return None
+
+
+def _first_reject(path: Path) -> str:
+    """`"; the first: REASON: DETAIL"` from a rejects file (shortened), or `""` when there is none to show."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            first = json.loads(next(lines))
+    except (OSError, StopIteration, ValueError):
+        return ""
+    detail = str(first.get("detail") or "")
+    detail = detail if len(detail) <= 400 else detail[:400] + "…"
+    return f"; the first: {first.get('reason', '?')}" + (f": {detail}" if detail else "")

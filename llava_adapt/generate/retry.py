@@ -25,12 +25,15 @@ from dataclasses import dataclass
 
 import openai
 
+from llava_adapt.errors import InputError
+from llava_adapt.scrub import scrub
+
 RETRYABLE_STATUS = {408, 409, 429}
 REQUEST_FAILED = "request failed"  # reject reason: the server refused this request (not retryable)
 RETRIES_EXHAUSTED = "request failed after retries"  # reject reason: retried; a later run tries again
 
 
-class FatalRequestError(RuntimeError):
+class FatalRequestError(InputError, RuntimeError):
     """A failure that every request would share (bad key, unknown model, no quota): the run stops."""
 
 
@@ -81,12 +84,13 @@ def parse_retry_after(headers: object) -> float | None:
 
 
 def _message(exc: openai.APIStatusError) -> str:
+    """What the server said, scrubbed: a server may echo the API key it was sent (`llava_adapt.scrub`)."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return str(exc.message)[:300]
+            return scrub(str(inner["message"]))[:300]
+    return scrub(str(exc.message))[:300]
 
 
 def _code(exc: openai.APIStatusError) -> str | None:
@@ -112,7 +116,7 @@ def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float)
         return Failure(f"timed out after {timeout_s:g} s", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        return Failure(f"connection error: {type(cause).__name__}: {cause}"[:300], retryable=True)
+        return Failure(scrub(f"connection error: {type(cause).__name__}: {cause}")[:300], retryable=True)
     if isinstance(exc, MalformedResponseError):
         return Failure(f"malformed response: {exc}", retryable=True)
     if not isinstance(exc, openai.APIStatusError):

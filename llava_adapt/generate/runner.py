@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 import openai
 
 from llava_adapt.data.jsonl import RecordFileError, read_jsonl
-from llava_adapt.data.records import CaptionRecord
+from llava_adapt.data.records import CaptionRecord, RecordError
 from llava_adapt.domain import Domain
+from llava_adapt.errors import InputError
 from llava_adapt.generate.batch import BatchRunner
 from llava_adapt.generate.cache import ResponseCache
 from llava_adapt.generate.config import GenerateConfig
@@ -38,7 +40,8 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[CaptionRec
         limit (`int`, *optional*): only the first `limit` records.
 
     Raises:
-        RecordFileError: the file is missing, a line is not a valid record, or an id repeats (names file:line).
+        RecordFileError: the file is missing or holds no record, a line is not UTF-8 JSON or not a valid record (a
+            missing field, a field of the wrong JSON type), or an id repeats (names file:line).
     """
     path = Path(path)
     if not path.is_file():
@@ -48,17 +51,58 @@ def read_captions(path: str | Path, limit: int | None = None) -> list[CaptionRec
     for number, row in read_jsonl(path):
         try:
             record = CaptionRecord.from_dict(row)
-        except KeyError as exc:
-            raise RecordFileError(f"{path}:{number}: missing field {exc.args[0]!r}") from None
-        except (TypeError, AttributeError) as exc:
-            raise RecordFileError(f"{path}:{number}: not a caption record ({exc})") from None
+        except RecordError as exc:
+            raise RecordFileError(f"{path}:{number}: {exc} (a caption record is {{id, image, caption}})") from None
         if record.id in seen:
             raise RecordFileError(f"{path}:{number}: id {record.id!r} repeats line {seen[record.id]}")
         seen[record.id] = number
         records.append(record)
         if limit is not None and len(records) >= limit:
             break
+    if not records:
+        raise RecordFileError(
+            f"captions file {path} holds no caption records; point it at the output of `prepare` (data/captions.jsonl)"
+            " or a JSON Lines file of {id, image, caption}"
+        )
     return records
+
+
+def check_paths(captions: Path, out: Path, rejects: Path, cache_dir: Path) -> None:
+    """Refuse outputs that would overwrite an input or each other (`--out` given the captions file, ...).
+
+    Raises:
+        InputError: two of the paths are the same file (the message names them).
+    """
+    paths = {"the captions file": captions, "the output": out, "the rejects file": rejects, "the cache": cache_dir}
+    resolved = {name: path.resolve() for name, path in paths.items()}
+    names = list(paths)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            same = resolved[first] == resolved[second]
+            if not same and paths[first].exists() and paths[second].exists():
+                same = os.path.samefile(paths[first], paths[second])
+            if same:
+                raise InputError(
+                    f"{paths[second]} is {first} too: {second} must be another file (nothing was written)"
+                )
+
+
+def _bounded(jobs: list[Job], post: Postprocessor, max_caption_chars: int) -> list[Job]:
+    """The pending jobs whose caption can be sent; the others are rejected (`empty caption`, `caption too long`)."""
+    kept = []
+    for job in jobs:
+        caption = job.record.caption
+        if not caption.strip():
+            post.reject(job, "empty caption", "the record's caption is empty")
+        elif len(caption) > max_caption_chars:
+            post.reject(
+                job,
+                "caption too long",
+                f"{len(caption)} characters, at most {max_caption_chars} (generate.max_caption_chars)",
+            )
+        else:
+            kept.append(job)
+    return kept
 
 
 class _Ticker:
@@ -156,11 +200,14 @@ def generate_instructions(
         The run's `GenerateReport`.
 
     Raises:
-        RecordFileError: the captions file is malformed (names file:line).
+        RecordFileError: the captions file is malformed or empty (names file:line).
+        InputError: an output path is the captions file or another output, or an existing output file is not one
+            llava-adapt wrote (it is left untouched).
         PromptError: an unknown prompt type (lists the available ones) or a malformed prompt folder.
         MissingApiKeyError: `backend: openai` and the key's environment variable is unset (names it).
         FatalRequestError: the server refused the key, does not know the model, or the quota is exhausted.
     """
+    check_paths(Path(captions), Path(out), Path(rejects), Path(cache_dir))
     types = select_prompt_types(domain, config.prompt_types)
     records = read_captions(captions, config.limit)
     jobs = list(plan_jobs(records, types, config.samples_per_record))
@@ -180,7 +227,8 @@ def generate_instructions(
         pending = [job for job in jobs if job.id not in writer.done]
         report.resumed = len(jobs) - len(pending)
         report.ok, report.rejected = writer.resumed_ok, writer.resumed_rejects.copy()
-        post = Postprocessor(domain, prompts, writer, report, seed)
+        post = Postprocessor(domain, prompts, writer, report, seed, config.max_turn_chars)
+        pending = _bounded(pending, post, config.max_caption_chars)
         with GenerateProgress(report, enabled=progress) as bar:
             if not online:
                 tick = _Ticker(bar)

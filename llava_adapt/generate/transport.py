@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import openai
 
+from llava_adapt.errors import InputError
 from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.generate.jobs import estimate_tokens
 from llava_adapt.generate.ratelimit import RateLimiter
@@ -31,13 +32,14 @@ from llava_adapt.generate.retry import (
     rate_limit_exhausted,
     retry_delay,
 )
+from llava_adapt.scrub import register_secret
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 CHAT_PARAMS = ("model", "messages", "temperature", "max_tokens")
 
 
-class ClientConfigError(RuntimeError):
+class ClientConfigError(InputError, RuntimeError):
     """The client cannot be built from the configuration (the message names the setting to fix)."""
 
 
@@ -56,6 +58,7 @@ def make_client(config: GenerateConfig) -> openai.AsyncOpenAI:
         ClientConfigError: Azure without an endpoint or API version (the message says which setting).
     """
     key = os.environ.get(config.api_key_env, "")
+    register_secret(key)  # from now on no message of this process shows it
     if not key:
         raise MissingApiKeyError(
             f"generate.backend is 'openai' but the environment variable {config.api_key_env} is not set. "

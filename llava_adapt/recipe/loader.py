@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
 from llava_adapt.domain import Domain
+from llava_adapt.errors import InputError
 from llava_adapt.recipe.errors import KeyedError
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNotFoundError, registry
@@ -32,7 +33,7 @@ from llava_adapt.suggest import did_you_mean
 PRESETS_KEY = "presets"
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError, ValueError):
     """A recipe cannot be used. `problems` lists every problem as `(key, message)`."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:

@@ -3,7 +3,8 @@
 RUN_DIR/
   manifest.json            per-stage status, config hash, timings, counts, library versions
   recipe.yaml              the resolved recipe this run used
-  data/                    <- prepare: captions.jsonl + images/ ; generate: instruct.jsonl + rejects
+  data/                    <- prepare: captions.jsonl + images/ ; generate: instruct.jsonl + rejects + the sidecar
+                           instruct.generate.json that marks both as generate's own
   cache/                   request cache of `generate` (kept across reruns: never pay twice)
   converted/               the recipe's original-format LLaVA checkpoint, converted once to llava-hf's layout
   align/                   <- align (stage 1): projector, processor, config, checkpoints
@@ -76,6 +77,11 @@ class RunLayout:
         return self.data_dir / "instruct_rejects.jsonl"
 
     @property
+    def instruct_sidecar(self) -> Path:
+        """`generate`'s record that it wrote `instruct.jsonl` and the rejects (`llava_adapt.generate.output`)."""
+        return self.data_dir / "instruct.generate.json"
+
+    @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
 
@@ -134,7 +140,7 @@ class RunLayout:
         """The paths a stage writes; they are removed before the stage is redone from scratch."""
         return {
             "prepare": [self.captions, self.images_dir],
-            "generate": [self.instruct_data, self.instruct_rejects],
+            "generate": [self.instruct_data, self.instruct_rejects, self.instruct_sidecar],
             "align": [self.align_dir],
             "instruct": [self.instruct_dir],
             "finetune": [self.finetune_dir],

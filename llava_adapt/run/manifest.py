@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from llava_adapt.errors import InputError
 from llava_adapt.run.atomic import write_json
+from llava_adapt.scrub import scrub
 
 LIBRARIES = (
     "llava-adapt", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "huggingface_hub",
@@ -23,6 +25,10 @@ LIBRARIES = (
 )  # fmt: skip
 
 RUNNING, COMPLETE, FAILED, INTERRUPTED, STALE = "running", "complete", "failed", "interrupted", "stale"
+
+
+class ManifestError(InputError, ValueError):
+    """`manifest.json` exists but cannot be read as a manifest (the message names it and what to do)."""
 
 
 def library_versions() -> dict[str, str]:
@@ -53,16 +59,27 @@ class Manifest:
         """Read `path`, or start an empty manifest if it does not exist.
 
         Raises:
-            ValueError: the file exists but is not a valid manifest (names the file).
+            ManifestError: the file exists but is not a valid manifest (names the file and what to do).
         """
         if not path.exists():
             return cls(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc.msg}); move it aside to start the run afresh") from None
-        if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
-            raise ValueError(f"{path} is not a llava-adapt manifest (no 'stages' mapping)")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            raise ManifestError(
+                f"{path} is not valid JSON ({reason}); move it aside to start the run afresh (completed stages "
+                "will run again)"
+            ) from None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("stages"), dict)
+            or not all(isinstance(entry, dict) for entry in data["stages"].values())
+        ):
+            raise ManifestError(
+                f"{path} is not a llava-adapt manifest (no 'stages' mapping of stage entries); move it aside to start "
+                "the run afresh"
+            )
         return cls(path, data)
 
     def save(self) -> None:
@@ -106,7 +123,7 @@ class Manifest:
         if info:
             entry["info"] = dict(info)
         if error:
-            entry["error"] = error
+            entry["error"] = scrub(error)  # a server may have echoed the API key into the message
         self.save()
 
     def mark_stale(self, names: list[str]) -> None:

@@ -17,6 +17,7 @@ lock, writes the manifest and runs the data and evaluation stages; every process
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -28,9 +29,10 @@ import yaml
 from filelock import FileLock, Timeout
 
 from llava_adapt.domain import Domain
+from llava_adapt.errors import LlavaAdaptError, add_note
 from llava_adapt.recipe.loader import LoadedRecipe, config_hash
 from llava_adapt.recipe.schema import STAGE_ORDER, Recipe
-from llava_adapt.run.atomic import write_text
+from llava_adapt.run.atomic import remove_debris, share_modes, write_text
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.run.manifest import COMPLETE, FAILED, INTERRUPTED, Manifest
 from llava_adapt.stages import STAGES, StageContext, load_stage
@@ -38,6 +40,7 @@ from llava_adapt.suggest import did_you_mean
 
 StageFn = Callable[[StageContext], None]
 TRAINING_STAGES = ("align", "instruct", "finetune")
+log = logging.getLogger("llava_adapt")
 
 
 class _SingleProcess:
@@ -59,7 +62,7 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())  # without cpu=True, CPU processes would not group
 
 
-class PipelineError(RuntimeError):
+class PipelineError(LlavaAdaptError, RuntimeError):
     """The pipeline cannot start (bad --force, a locked run directory, ...)."""
 
 
@@ -132,6 +135,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the run directory for the duration of a run (`filelock`: flock on POSIX,
     msvcrt on Windows; the OS drops it when the process dies, so a killed run leaves no stale lock).
 
+    The holder's pid is in `.lock.pid` while it runs. Both files are removed when the run ends, the lock file while
+    it is still held (filelock >= 3.21 retries a lock taken on a file removed under it), so a finished run leaves
+    neither behind; a killed run's files are taken over by the next run.
+
     Raises:
         PipelineError: another process holds it (the message names its pid).
     """
@@ -147,7 +154,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         owner.write_text(str(os.getpid()))
         yield
     finally:
-        lock.release()
+        try:
+            owner.unlink(missing_ok=True)
+            Path(lock.lock_file).unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only or vanished run directory: nothing to clean
+        finally:
+            lock.release()
 
 
 def _remove(path: Path) -> None:
@@ -182,6 +195,10 @@ def run_pipeline(
     state = process_state()
     main = state.is_main_process
     with run_lock(layout.root) if main else contextlib.nullcontext():
+        if main:
+            removed = remove_debris(layout.root)  # what a killed run left: temporaries, half-swapped folders
+            if removed:
+                log.info("removed %d temporary files a killed run left in %s", removed, layout.root)
         manifest = Manifest.load(layout.manifest)
         steps = plan(recipe, domain, manifest, force)
         state.wait_for_everyone()  # every process has planned before the main one writes anything
@@ -230,18 +247,36 @@ def _run_stage(
     started = time.monotonic()
     try:
         stage_fn(step.name)(ctx)
-    except KeyboardInterrupt:
-        if main:
-            manifest.end_stage(step.name, INTERRUPTED, time.monotonic() - started, ctx.kept, ctx.skipped, ctx.info)
-        raise
     except BaseException as exc:
         if main:
-            manifest.end_stage(
-                step.name, FAILED, time.monotonic() - started, ctx.kept, ctx.skipped, ctx.info,
-                error=f"{type(exc).__name__}: {exc}",
-            )  # fmt: skip
+            _record_failure(manifest, step.name, time.monotonic() - started, ctx, exc)
         raise
     if main:
+        for path in ctx.layout.owned_by(step.name):
+            share_modes(path)  # weights written 0600 by safetensors become readable like every other file
         manifest.end_stage(step.name, COMPLETE, time.monotonic() - started, ctx.kept, ctx.skipped, ctx.info)
         if on_event:
             on_event(step, "done")
+
+
+def _record_failure(manifest: Manifest, name: str, seconds: float, ctx: StageContext, exc: BaseException) -> None:
+    """Record a stage that failed (or was interrupted) in the manifest, and say on `exc` whether that worked: a full
+    disk can refuse the manifest too, and then the user must know it still says `running`."""
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    status = INTERRUPTED if interrupted else FAILED
+    error = None if interrupted else f"{type(exc).__name__}: {exc}"
+    try:
+        manifest.end_stage(name, status, seconds, ctx.kept, ctx.skipped, ctx.info, error=error)
+    except OSError as refused:
+        add_note(
+            exc,
+            f"{manifest.path} could not record this failure ({refused.strerror or refused}): it still says stage "
+            f"{name!r} is running; the next run resumes it",
+        )
+        return
+    if not interrupted:
+        add_note(
+            exc,
+            f"stage {name!r} is recorded as failed in {manifest.path}; fix the cause and run the same command again "
+            "(completed stages are skipped)",
+        )

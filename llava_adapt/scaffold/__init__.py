@@ -11,9 +11,10 @@ import importlib.resources
 from pathlib import Path
 
 from llava_adapt.domain import NAME_PATTERN
+from llava_adapt.errors import InputError
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(InputError, ValueError):
     """The domain name or the target folder cannot be used."""
 
 

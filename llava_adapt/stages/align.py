@@ -20,6 +20,7 @@ from transformers import PreTrainedModel
 
 from llava_adapt.data.jsonl import read_jsonl
 from llava_adapt.data.records import CaptionRecord
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.model.load import load_model
 from llava_adapt.model.modules import get_part, set_trainable
 from llava_adapt.model.original import load_projector
@@ -37,7 +38,7 @@ def caption_samples(captions: Path, images_dir: Path) -> Iterator[TrainingSample
         yield TrainingSample(id=record.id, image=str(images_dir / record.image), caption=record.caption)
 
 
-class AlignError(ValueError):
+class AlignError(LlavaAdaptError, ValueError):
     """A released projector does not fit the model."""
 
 

@@ -36,6 +36,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import Benchmark, SourceContext
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.ensemble import EnsembleResult, run_ensemble
 from llava_adapt.evaluate.generation import format_question, generate_answers
 from llava_adapt.evaluate.judge import check_judge, judge_benchmark
@@ -59,7 +60,7 @@ JUDGEMENTS = {"trained": "judgements.jsonl", "without_align": "without_align_jud
 NOT_JUDGED = "not run: set evaluate.judge (a GPT-4-class model) to score this benchmark's free-form answers"
 
 
-class EvaluateError(RuntimeError):
+class EvaluateError(LlavaAdaptError, RuntimeError):
     """A benchmark cannot be evaluated."""
 
 

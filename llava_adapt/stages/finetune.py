@@ -39,6 +39,7 @@ from transformers import AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from llava_adapt.data.jsonl import read_jsonl, write_jsonl
 from llava_adapt.data.records import VQAItem
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.generation import format_question
 from llava_adapt.model.load import load_pretrained, prepare_chat_format, resolve_dtype
 from llava_adapt.model.modules import set_trainable
@@ -60,7 +61,7 @@ from llava_adapt.train.run import train_stage
 SAMPLES_FILE = "train.jsonl"  # in `finetune/data/`: the samples trained on, one JSON object per line
 
 
-class FinetuneError(RuntimeError):
+class FinetuneError(LlavaAdaptError, RuntimeError):
     """The fine-tune cannot start (missing input)."""
 
 

@@ -10,15 +10,14 @@ A run whose requests still failed after every retry (rate limits, server errors)
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.generate.runner import generate_instructions
 from llava_adapt.stages.context import StageContext
 
 
-class GenerateError(RuntimeError):
+class GenerateError(LlavaAdaptError, RuntimeError):
     """Generation produced no conversations, or some requests still failed after every retry."""
 
 
@@ -40,25 +39,6 @@ def run(ctx: StageContext) -> None:
         ctx.skip(reason, count)
     ctx.record("generate", report.to_manifest())
     ctx.log.info(report.summary())
-    if report.incomplete:
-        raise GenerateError(
-            f"{report.incomplete} requests still failed after {ctx.recipe.generate.max_retries} retries "
-            f"(see {layout.instruct_rejects}); run the recipe again to retry only those, answered requests are cached"
-        )
-    if report.ok == 0:
-        raise GenerateError(
-            f"generation produced no conversations out of {report.jobs} jobs; the reasons are in "
-            f"{layout.instruct_rejects}{_first_reject(layout.instruct_rejects)}"
-        )
-
-
-def _first_reject(path: Path) -> str:
-    """`"; the first: REASON: DETAIL"` from a rejects file (shortened), or `""` when there is none to show."""
-    try:
-        with path.open(encoding="utf-8") as lines:
-            first = json.loads(next(lines))
-    except (OSError, StopIteration, ValueError):
-        return ""
-    detail = str(first.get("detail") or "")
-    detail = detail if len(detail) <= 400 else detail[:400] + "…"
-    return f"; the first: {first.get('reason', '?')}" + (f": {detail}" if detail else "")
+    failure = report.failure(layout.instruct_rejects, ctx.recipe.generate.max_retries)
+    if failure:
+        raise GenerateError(failure)

@@ -63,7 +63,7 @@ def test_recipe_validate_ok_and_errors(tmp_path: Path, plugin_site):
     ok = invoke("recipe", "validate", recipe, "--preset", "tiny")
     assert ok.exit_code == 0 and "ok" in ok.output and "prepare -> generate" in ok.output
     bad = runner.invoke(app, ["recipe", "validate", recipe, "instruct.lerning_rate=1"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # a bad recipe is bad input (llava_adapt.errors)
     assert "instruct.lerning_rate: unknown key. Did you mean 'learning_rate'?" in bad.output
 
 

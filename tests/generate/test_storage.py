@@ -62,6 +62,7 @@ def test_retryable_rejects_are_removed_on_resume(tmp_path: Path):
 
 def test_a_corrupt_complete_line_is_an_error_naming_file_and_line(tmp_path: Path):
     out = tmp_path / "out.jsonl"
-    out.write_text('{"id": "a"}\nnot json\n')
+    ResultWriter(out, tmp_path / "rej.jsonl").close()  # an output of llava-adapt's own ...
+    out.write_text('{"id": "a"}\nnot json\n')  # ... damaged afterwards
     with pytest.raises(RecordFileError, match=r"out.jsonl:2"):
         ResultWriter(out, tmp_path / "rej.jsonl")
