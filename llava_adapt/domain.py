@@ -44,6 +44,7 @@ from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
 from llava_adapt.errors import InputError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+PATIENT_IMAGES = "patient_images"  # `Domain.extras` key: patterns of image paths derived from patient data
 
 
 class NoArgs(BaseModel):
@@ -211,6 +212,10 @@ class Domain:
         leak_patterns (`tuple[str, ...]`, defaults to `()`): regular expressions; a generated answer that matches
             one (e.g. "the caption says") betrays that the teacher did not see the image and is rejected.
         version (`str`, defaults to `"1"`): bump when prompts, sources or metrics change their output.
+        extras (`Mapping[str, Any]`, defaults to `{}`): optional facts for the core, by key: `"hub_datasets"` (Hub
+            ids of the domain's training data, for model cards) and `PATIENT_IMAGES` (path patterns, relative to
+            the run's `data/images/`, of images a source derived from patient data, e.g. converted DICOM: dataset
+            publishing embeds them only when the user states they are de-identified).
     """
 
     name: str

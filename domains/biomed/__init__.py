@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_adapt.domain import Benchmark, Domain, Source
+from llava_adapt.domain import PATIENT_IMAGES, Benchmark, Domain, Source
 
 from . import chat, dicom_source, figures, tiny, vqa
 from .answer_types import answer_type_notes, typed_vqa_metrics
@@ -94,4 +94,5 @@ domain = Domain(
     context_fields=CONTEXT_FIELDS,
     leak_patterns=LEAK_PATTERNS,
     version="2",  # 2: DICOM reports redacted with their header identifiers
+    extras={PATIENT_IMAGES: ("dicom/*",)},  # the dicom source's converted frames (dataset publishing guards them)
 )

@@ -62,7 +62,7 @@ def domain_datasets(domain: str) -> list[str]:
         declared = get_domain(domain).extras.get(DATASETS_EXTRA, ())
     except (DomainNotFoundError, DomainLoadError, DomainConflictError) as exc:
         logger.warning(
-            "cannot read the datasets of domain %r for the card (%s); pass them with --dataset", domain, exc
+            "cannot read the datasets of domain %r for the card (%s); pass them with --card-dataset", domain, exc
         )
         return []
     return list(declared)

@@ -90,29 +90,122 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _prepare(api: HfApi, repo_id: str, branch: str, private: bool, files: list[str]) -> tuple[str, str, list[str]]:
+def hub_api() -> HfApi:
+    """The Hub client: `HF_ENDPOINT` read now, the token from `HF_TOKEN` or the Hub login.
+
+    Raises:
+        PublishError: offline mode is on, or no token is available.
+    """
+    if is_offline_mode():
+        raise PublishError("HF_HUB_OFFLINE is set: unset it (and TRANSFORMERS_OFFLINE) to publish")
+    if not get_token():
+        raise PublishError(NO_TOKEN)
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    return HfApi(endpoint=endpoint, library_name="llava-adapt", library_version=__version__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an upload goes.
+
+    Args:
+        repo_id (`str`): `OWNER/NAME`; created if it does not exist.
+        repo_type (`str`, defaults to `"model"`): `"model"` or `"dataset"`.
+        private (`bool`, defaults to `False`): create the repository private.
+        branch (`str`, defaults to `"main"`): the branch committed to, created from `main` if needed.
+        owned (`tuple[str, ...]`, defaults to `OWNED_FILES`): patterns of the remote files this kind of publish owns;
+            those the new file set no longer has are deleted in the same commit.
+    """
+
+    repo_id: str
+    repo_type: str = "model"
+    private: bool = False
+    branch: str = "main"
+    owned: tuple[str, ...] = OWNED_FILES
+
+
+def _prepare(api: HfApi, target: Target, files: list[str]) -> tuple[str, str, list[str]]:
     """Create the repository and branch if needed; return its URL, the branch head and the stale remote files."""
-    repo_url = str(api.create_repo(repo_id, private=private, exist_ok=True))
+    kind, branch = target.repo_type, target.branch
+    repo_url = str(api.create_repo(target.repo_id, private=target.private, exist_ok=True, repo_type=kind))
     if branch != "main":
-        api.create_branch(repo_id, branch=branch, exist_ok=True)
-    info = api.repo_info(repo_id, revision=branch)
-    if private and info.private is False:
-        logger.warning("%s already exists and is public; --private only applies to new repositories", repo_id)
-    remote = api.list_repo_files(repo_id, revision=branch)
+        api.create_branch(target.repo_id, branch=branch, exist_ok=True, repo_type=kind)
+    info = api.repo_info(target.repo_id, revision=branch, repo_type=kind)
+    if target.private and info.private is False:
+        logger.warning("%s already exists and is public; --private only applies to new repositories", target.repo_id)
+    remote = api.list_repo_files(target.repo_id, revision=branch, repo_type=kind)
     stale = sorted(
-        p for p in remote if p not in files and any(fnmatch.fnmatchcase(p, pattern) for pattern in OWNED_FILES)
+        p for p in remote if p not in files and any(fnmatch.fnmatchcase(p, pattern) for pattern in target.owned)
     )
     return repo_url, info.sha, stale
 
 
 def _commit(
-    api: HfApi, repo_id: str, branch: str, head: str, folder: Path, files: list[str], stale: list[str], message: str
+    api: HfApi, target: Target, head: str, folder: Path, files: list[str], stale: list[str], message: str
 ) -> str:
     """Commit the files (unchanged ones are dropped by `huggingface_hub`) and delete `stale`; return the new head."""
     operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=folder / f) for f in files]
     operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
-    commit = api.create_commit(repo_id, operations, commit_message=message, revision=branch, parent_commit=head)
+    commit = api.create_commit(target.repo_id, operations, commit_message=message, revision=target.branch,
+                               parent_commit=head, repo_type=target.repo_type)  # fmt: skip
     return commit.oid
+
+
+def upload(
+    api: HfApi,
+    target: Target,
+    folder: Path,
+    files: list[str],
+    message: str,
+    max_attempts: int = 3,
+    retry_wait: float = 2.0,
+) -> PublishResult:
+    """Upload `files` of `folder` as one commit, retrying transient failures (see the module docstring).
+
+    Args:
+        api (`HfApi`): the client (`hub_api`).
+        target (`Target`): the repository, its type and visibility, the branch and the remote files owned.
+        folder (`Path`): the folder the files are relative to.
+        files (`list[str]`): the file set to publish.
+        message (`str`): the commit message.
+        max_attempts (`int`, defaults to `3`): attempts before giving up on transient errors (connection lost,
+            HTTP 408/412/429/5xx).
+        retry_wait (`float`, defaults to `2.0`): seconds before the second attempt, doubled after each failure.
+
+    Raises:
+        PublishError: the upload failed; the message says what to do and never contains the token.
+    """
+    repo_id = target.repo_id
+    # `first_head` is the head the first attempt saw: an attempt whose commit landed but whose answer was lost
+    # looks like a no-op to the retry, yet this publish did change the repository.
+    attempt, first_head, deleted = 1, None, set()
+    while True:
+        try:
+            url, head, stale = _prepare(api, target, files)
+            first_head = first_head or head
+            deleted.update(stale)
+            oid = _commit(api, target, head, folder, files, stale, message)
+        except Exception as exc:
+            if not _transient(exc):
+                raise PublishError(f"publishing to {repo_id} failed: {_describe(exc)}") from exc
+            if attempt >= max_attempts:
+                raise PublishError(
+                    f"publishing to {repo_id} failed after {attempt} attempts ({_describe(exc)}); run the same "
+                    "command again: nothing half-written is left on the Hub, and what already landed is not "
+                    "uploaded twice"
+                ) from exc
+            wait = retry_wait * 2 ** (attempt - 1)
+            logger.warning("attempt %d failed (%s); retrying in %.0f s", attempt, _describe(exc), wait)
+            time.sleep(wait)
+            attempt += 1
+            continue
+        break
+    changed = oid != first_head
+    if changed:
+        logger.info("committed %s to %s (%s)", oid[:10], url, target.branch)
+    else:
+        logger.info("%s (%s) already holds these files at %s: nothing to commit", url, target.branch, oid[:10])
+    return PublishResult(url, target.branch, oid, changed, files, sorted(deleted), attempt)
 
 
 def publish(
@@ -151,12 +244,7 @@ def publish(
     """
     check_repo_id(repo_id)
     run = load_run(run_dir)
-    if is_offline_mode():
-        raise PublishError("HF_HUB_OFFLINE is set: unset it (and TRANSFORMERS_OFFLINE) to publish")
-    if not get_token():
-        raise PublishError(NO_TOKEN)
-    endpoint = os.environ.get("HF_ENDPOINT") or None
-    api = HfApi(endpoint=endpoint, library_name="llava-adapt", library_version=__version__)
+    api = hub_api()
     branch = revision or "main"
     what = "merged model" if merged and run.kind == "adapter" else run.kind
     message = f"Publish llava-adapt run {run.layout.root.resolve().name} ({what})"
@@ -164,33 +252,5 @@ def publish(
         folder = Path(tmp) / "bundle"
         files = write_bundle(run.layout.root, folder, repo_id, merged, license, datasets, revision, link_files=True)
         logger.info("publishing %d files of %s to %s (branch %s)", len(files), run.layout.root, repo_id, branch)
-        # `first_head` is the head the first attempt saw: an attempt whose commit landed but whose answer was lost
-        # looks like a no-op to the retry, yet this publish did change the repository.
-        attempt, first_head, deleted = 1, None, set()
-        while True:
-            try:
-                url, head, stale = _prepare(api, repo_id, branch, private, files)
-                first_head = first_head or head
-                deleted.update(stale)
-                oid = _commit(api, repo_id, branch, head, folder, files, stale, message)
-            except Exception as exc:
-                if not _transient(exc):
-                    raise PublishError(f"publishing to {repo_id} failed: {_describe(exc)}") from exc
-                if attempt >= max_attempts:
-                    raise PublishError(
-                        f"publishing to {repo_id} failed after {attempt} attempts ({_describe(exc)}); run the same "
-                        "command again: nothing half-written is left on the Hub, and what already landed is not "
-                        "uploaded twice"
-                    ) from exc
-                wait = retry_wait * 2 ** (attempt - 1)
-                logger.warning("attempt %d failed (%s); retrying in %.0f s", attempt, _describe(exc), wait)
-                time.sleep(wait)
-                attempt += 1
-                continue
-            break
-    changed = oid != first_head
-    if changed:
-        logger.info("committed %s to %s (%s)", oid[:10], url, branch)
-    else:
-        logger.info("%s (%s) already holds these files at %s: nothing to commit", url, branch, oid[:10])
-    return PublishResult(url, branch, oid, changed, files, sorted(deleted), attempt)
+        target = Target(repo_id, "model", private, branch)
+        return upload(api, target, folder, files, message, max_attempts, retry_wait)

@@ -236,7 +236,36 @@ def publishable_stage(stages: Sequence[str]) -> str:
     return "finetune" if final_model_stage(stages) == "finetune" else "instruct"
 
 
-def _stage_problem(manifest: Manifest, name: str) -> str | None:
+def read_run(run_dir: str | Path) -> tuple[RunLayout, Manifest, Recipe]:
+    """Read a run directory's manifest and recipe.
+
+    Args:
+        run_dir (`str | Path`): the run directory (`recipe.run_dir`).
+
+    Raises:
+        PublishError: the folder is not a run directory, or its manifest or recipe cannot be read.
+    """
+    layout = RunLayout(Path(run_dir))
+    if not layout.manifest.is_file():
+        raise PublishError(
+            f"{layout.root} is not a llava-adapt run directory (no manifest.json); "
+            "pass the run_dir of a `llava-adapt recipe run`"
+        )
+    try:
+        manifest = Manifest.load(layout.manifest)
+    except ValueError as exc:
+        raise PublishError(str(exc)) from None
+    try:
+        recipe = Recipe.model_validate(yaml.safe_load(layout.recipe.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise PublishError(f"{layout.recipe} is missing; rerun the recipe to restore it") from None
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise PublishError(f"{layout.recipe} is not a valid recipe: {exc}") from None
+    return layout, manifest, recipe
+
+
+def stage_problem(manifest: Manifest, name: str) -> str | None:
+    """Why stage `name` is not complete in the manifest (`"never ran"`, its status), or `None` when it is."""
     entry = manifest.stage(name)
     if entry is None:
         return "never ran"
@@ -255,24 +284,9 @@ def load_run(run_dir: str | Path) -> RunInfo:
         PublishError: the folder is not a run directory, the stage of its final model (`finetune` or `instruct`)
             has not completed, or what it wrote is incomplete. The message says which stage to run.
     """
-    layout = RunLayout(Path(run_dir))
-    if not layout.manifest.is_file():
-        raise PublishError(
-            f"{layout.root} is not a llava-adapt run directory (no manifest.json); "
-            "pass the run_dir of a `llava-adapt recipe run`"
-        )
-    try:
-        manifest = Manifest.load(layout.manifest)
-    except ValueError as exc:
-        raise PublishError(str(exc)) from None
-    try:
-        recipe = Recipe.model_validate(yaml.safe_load(layout.recipe.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise PublishError(f"{layout.recipe} is missing; rerun the recipe to restore it") from None
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise PublishError(f"{layout.recipe} is not a valid recipe: {exc}") from None
+    layout, manifest, recipe = read_run(run_dir)
     stage = publishable_stage(recipe.stages)
-    problem = _stage_problem(manifest, stage)
+    problem = stage_problem(manifest, stage)
     if problem:
         raise PublishError(
             f"the {stage} stage of {layout.root} has not completed ({problem}); run the recipe up to '{stage}' "
@@ -294,6 +308,6 @@ def load_run(run_dir: str | Path) -> RunInfo:
     if not any((folder / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")):
         raise PublishError(f"{folder} has no processor (processor_config.json); rerun {stage}")
     results: list[BenchmarkResult] = []
-    if _stage_problem(manifest, "evaluate") is None:
+    if stage_problem(manifest, "evaluate") is None:
         results = [read_metrics(p) for p in sorted(layout.eval_dir.glob("*/metrics.json"))]
     return RunInfo(layout=layout, recipe=recipe, manifest=manifest, kind=kind, results=results)

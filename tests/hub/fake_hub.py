@@ -1,15 +1,16 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for publishing tests (stdlib only, one thread per request).
 
-It speaks the endpoints `huggingface_hub` 2.x uses to create a repo and commit to it, with the Hub's semantics
-where they matter to us:
+It speaks the endpoints `huggingface_hub` 2.x uses to create a repo and commit to it, for model and dataset
+repositories (`/api/models/...`, `/api/datasets/...`; a dataset is created with `"type": "dataset"` and lives apart
+from a model of the same id), with the Hub's semantics where they matter to us:
 
 - `POST /api/repos/create` (409 when the repo exists), `POST /api/validate-yaml` (400 when the front matter is not
-  YAML), `POST /api/models/<repo>/branch/<branch>` (409 when it exists);
-- `POST /api/models/<repo>/preupload/<rev>`: every file is `regular` (no LFS/Xet), and a file already on the
+  YAML), `POST /api/<type>s/<repo>/branch/<branch>` (409 when it exists);
+- `POST /api/<type>s/<repo>/preupload/<rev>`: every file is `regular` (no LFS/Xet), and a file already on the
   branch comes back with its git blob `oid`, which is how `huggingface_hub` skips unchanged files;
-- `POST /api/models/<repo>/commit/<rev>` (NDJSON header/file/deletedFile lines), atomic: a commit is applied whole
+- `POST /api/<type>s/<repo>/commit/<rev>` (NDJSON header/file/deletedFile lines), atomic: a commit is applied whole
   or not at all; `parentCommit` must be the branch head (412 otherwise);
-- `GET /api/models/<repo>/revision/<rev>` (head sha) and `GET /api/models/<repo>/tree/<rev>` (file listing).
+- `GET /api/<type>s/<repo>/revision/<rev>` (head sha) and `GET /api/<type>s/<repo>/tree/<rev>` (file listing).
 
 Every request must carry `Authorization: Bearer <token>` (401 otherwise). Requests are recorded in `requests`.
 `commit_faults` injects failures into the next commit attempts: `500` (answer 500, nothing applied), `"drop"`
@@ -31,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+KIND = r"(?P<kind>models|datasets)"
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 REV = r"(?P<rev>[^/?]+)"
 
@@ -97,12 +99,12 @@ class FakeHub:
 
     # ---- what tests look at -------------------------------------------------------------------------------------
 
-    def files(self, repo_id: str, branch: str = "main") -> dict[str, bytes]:
-        """The files at the head of `branch`."""
-        return dict(self.repos[repo_id].head(branch).files)
+    def files(self, repo_id: str, branch: str = "main", repo_type: str = "model") -> dict[str, bytes]:
+        """The files at the head of `branch` of a model (or, with `repo_type="dataset"`, dataset) repository."""
+        return dict(self.repos[_key(repo_type, repo_id)].head(branch).files)
 
-    def commits(self, repo_id: str, branch: str = "main") -> list[Commit]:
-        return list(self.repos[repo_id].branches[branch])
+    def commits(self, repo_id: str, branch: str = "main", repo_type: str = "model") -> list[Commit]:
+        return list(self.repos[_key(repo_type, repo_id)].branches[branch])
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         """Recorded requests whose path matches the regular expression `pattern`."""
@@ -115,13 +117,23 @@ class FakeHub:
         oid = hashlib.sha1(f"commit {self._counter} {summary}".encode()).hexdigest()
         return Commit(oid=oid, summary=summary, files=files)
 
-    def create_repo(self, repo_id: str, private: bool) -> bool:
+    def create_repo(self, repo_id: str, private: bool, repo_type: str = "model") -> bool:
         with self._lock:
-            if repo_id in self.repos:
+            key = _key(repo_type, repo_id)
+            if key in self.repos:
                 return False
             initial = self._new_commit("initial commit", {".gitattributes": b"*.safetensors filter=lfs\n"})
-            self.repos[repo_id] = Repo(private=private, branches={"main": [initial]})
+            self.repos[key] = Repo(private=private, branches={"main": [initial]})
             return True
+
+
+def _key(repo_type: str, repo_id: str) -> str:
+    """Where a repository is kept: a model under its id, other types under `<type>s/<id>`."""
+    return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+
+
+def _route_key(kind: str, repo: str) -> str:
+    return _key(kind.removesuffix("s"), repo)
 
 
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -182,6 +194,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         # ---- routes ---------------------------------------------------------------------------------------------
 
         def _repo(self, repo: str) -> Repo | None:
+            """`repo` is a storage key (`_key`)."""
             if repo not in hub.repos:
                 self._error(404, "Repository not found", "RepoNotFound")
                 return None
@@ -198,8 +211,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def create(self, body: dict) -> None:
             repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
-            created = hub.create_repo(repo_id, private=body.get("visibility") == "private")
-            url = f"{hub.url}/{repo_id}"
+            repo_type = body.get("type") or "model"
+            created = hub.create_repo(repo_id, private=body.get("visibility") == "private", repo_type=repo_type)
+            url = f"{hub.url}/{'' if repo_type == 'model' else repo_type + 's/'}{repo_id}"
             if not created:  # the Hub answers 409 with the repo's url
                 self._reply(409, {"error": "You already created this model repo", "url": url})
                 return
@@ -216,7 +230,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             warnings = [] if data else [{"message": "empty or missing yaml metadata in repo card"}]
             self._reply(200, {"errors": [], "warnings": warnings})
 
-        def branch(self, body: dict, repo: str, rev: str) -> None:
+        def branch(self, body: dict, kind: str, repo: str, rev: str) -> None:
+            repo = _route_key(kind, repo)
             state = self._repo(repo)
             if state is None:
                 return
@@ -227,12 +242,14 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             state.branches[rev] = [state.head(start)]
             self._reply(200, {})
 
-        def revision(self, body: None, repo: str, rev: str) -> None:
-            head = self._branch(repo, rev)
+        def revision(self, body: None, kind: str, repo: str, rev: str) -> None:
+            key = _route_key(kind, repo)
+            head = self._branch(key, rev)
             if head is not None:
-                self._reply(200, {"id": repo, "sha": head.oid, "private": hub.repos[repo].private})
+                self._reply(200, {"id": repo, "sha": head.oid, "private": hub.repos[key].private})
 
-        def tree(self, body: None, repo: str, rev: str) -> None:
+        def tree(self, body: None, kind: str, repo: str, rev: str) -> None:
+            repo = _route_key(kind, repo)
             head = self._branch(repo, rev)
             if head is not None:
                 entries = [
@@ -241,7 +258,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 ]
                 self._reply(200, entries)
 
-        def preupload(self, body: dict, repo: str, rev: str) -> None:
+        def preupload(self, body: dict, kind: str, repo: str, rev: str) -> None:
+            repo = _route_key(kind, repo)
             head = self._branch(repo, rev)
             if head is None:
                 return
@@ -258,7 +276,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 )
             self._reply(200, {"files": files, "commitOid": head.oid})
 
-        def commit(self, body: list[dict], repo: str, rev: str) -> None:
+        def commit(self, body: list[dict], kind: str, repo: str, rev: str) -> None:
+            repo = _route_key(kind, repo)
             fault = hub.commit_faults.pop(0) if hub.commit_faults else None
             if fault == 500:
                 self._error(500, "Internal Error (injected)")
@@ -294,15 +313,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
     ROUTES = {
         "GET": [
-            (rf"/api/models/{REPO}/revision/{REV}", Handler.revision),
-            (rf"/api/models/{REPO}/tree/{REV}", Handler.tree),
+            (rf"/api/{KIND}/{REPO}/revision/{REV}", Handler.revision),
+            (rf"/api/{KIND}/{REPO}/tree/{REV}", Handler.tree),
         ],
         "POST": [
             (r"/api/repos/create", Handler.create),
             (r"/api/validate-yaml", Handler.validate_yaml),
-            (rf"/api/models/{REPO}/branch/{REV}", Handler.branch),
-            (rf"/api/models/{REPO}/preupload/{REV}", Handler.preupload),
-            (rf"/api/models/{REPO}/commit/{REV}", Handler.commit),
+            (rf"/api/{KIND}/{REPO}/branch/{REV}", Handler.branch),
+            (rf"/api/{KIND}/{REPO}/preupload/{REV}", Handler.preupload),
+            (rf"/api/{KIND}/{REPO}/commit/{REV}", Handler.commit),
         ],
     }
     return Handler

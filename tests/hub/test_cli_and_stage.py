@@ -38,10 +38,10 @@ def test_help_has_an_example() -> None:
 
 
 def test_publish_command(run_dir: Path, hub: FakeHub) -> None:
-    args = ["publish", str(run_dir), "--repo-id", REPO, "--private", "--dataset", "someone/pmc-captions"]
+    args = ["publish", str(run_dir), "--repo-id", REPO, "--private", "--card-dataset", "someone/pmc-captions"]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
-    assert "Published 10 files" in first.output
+    assert "Published the model: 10 files" in first.output
     assert ModelCard(hub.files(REPO)["README.md"].decode()).data.datasets == ["someone/pmc-captions"]
     second = invoke(*args)
     assert second.exit_code == 0 and "Unchanged" in second.output
@@ -59,7 +59,9 @@ def test_publish_command_errors_exit_1(run_dir: Path, hub: FakeHub) -> None:
 
 def test_export_adapter_bundle(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    result = invoke("export", str(run_dir), "--out", str(out), "--repo-id", REPO, "--dataset", "someone/pmc-captions")
+    result = invoke(
+        "export", str(run_dir), "--out", str(out), "--repo-id", REPO, "--card-dataset", "someone/pmc-captions"
+    )
     assert result.exit_code == 0, result.output
     assert (out / "adapter_model.safetensors").is_file() and (out / "eval/vqa_rad/metrics.json").is_file()
     assert ModelCard.load(out / "README.md").data.pipeline_tag == "image-text-to-text"
@@ -67,7 +69,7 @@ def test_export_adapter_bundle(run_dir: Path, tmp_path: Path) -> None:
 
 def test_export_merged(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "merged"
-    result = invoke("export", str(run_dir), "--out", str(out), "--merged", "--dataset", "someone/pmc-captions")
+    result = invoke("export", str(run_dir), "--out", str(out), "--merged", "--card-dataset", "someone/pmc-captions")
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
     card = ModelCard.load(out / "README.md")
