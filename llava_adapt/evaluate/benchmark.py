@@ -6,7 +6,8 @@ The items are loaded, the questions answered and the results written by the eval
 
 - `predictions.jsonl`: one row per question (id, question, reference, prediction, `correct` for closed ones, and
   the image path);
-- `metrics.json`: `{"benchmark", "domain", "model", "num_items", "prompt_example", "metrics", "args", "skipped"}`,
+- `metrics.json`: `{"benchmark", "domain", "model", "num_items", "prompt_example", "metrics", "args", "skipped"}`
+  (and `notes`, the benchmark's caveats about its question set, when it has any),
   readable by `llava-adapt publish` and the run report like the stage's;
 - `images/`: images the benchmark's loader converted or synthesised (if any);
 - with a judge (`judge=`, for benchmarks that have one): `judgements.jsonl` (the judge's reply per question), the
@@ -190,5 +191,8 @@ def evaluate_benchmark(
     }
     if judged is not None:
         metrics["judge"] = judged
+    notes = bench.notes(items) if bench.notes else []
+    if notes:  # caveats about the question set, e.g. answer types guessed by a rule
+        metrics["notes"] = notes
     write_json(out / "metrics.json", metrics)
     return metrics

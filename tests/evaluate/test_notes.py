@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import typer
 from huggingface_hub import ModelCard
 from PIL import Image
+from typer.testing import CliRunner
 
+from llava_adapt.cli.eval import register
 from llava_adapt.domains.biomed import domain
 from llava_adapt.evaluate.report import write_report
 from llava_adapt.hub.card import build_model_card
@@ -50,6 +53,18 @@ def test_guessed_answer_types_are_stated_in_metrics_json(tmp_path: Path) -> None
     ]
     scores = metrics["metrics"]
     assert (scores["n_closed"], scores["n_open"], scores["n_closed_by_rule"], scores["n_open_by_rule"]) == (1, 1, 1, 1)
+
+
+def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
+    _hub_copy(tmp_path)
+    app = typer.Typer()
+    register(app)
+    args = ["eval", str(run_template), "--benchmark", "vqa_rad", "--data-root", str(tmp_path), "--arg", "path=vqa_rad",
+            "--max-new-tokens", "2", "--out", str(tmp_path / "out")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (note,) = json.loads((tmp_path / "out" / "metrics.json").read_text())["notes"]
+    assert note.startswith("No official answer type for 2 of 2 questions")
 
 
 def test_report_and_card_show_the_notes(run_dir: Path) -> None:  # noqa: F811
