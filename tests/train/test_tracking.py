@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from llava_adapt.recipe.loader import RecipeError, load_recipe
-from llava_adapt.recipe.schema import Recipe
-from llava_adapt.stages import align, evaluate, instruct
 from llava_adapt.train.tracking import TrackingConfig, TrackingError, stage_tracker
-from tests.train.stage_helpers import context, make_recipe, prepare_data
+from tests.train.tracking_worker import tracked_run
+
+REPO = Path(__file__).resolve().parents[2]
 
 SECRETS = {"HF_TOKEN": "hf_TrackingS3cret0123456789", "OPENAI_API_KEY": "sk-tracking-NEVER-LOG-ME-0123"}
 
@@ -41,15 +44,7 @@ def test_a_tiny_run_reports_both_stages_and_evaluation_to_tensorboard(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
     run_dir = tmp_path / "my-run"
-    run_dir.mkdir()
-    evaluate_section = {"benchmarks": ["shapes_color"], "args": {"shapes_color": {"num_images": 8}},
-                        "baseline": False, "max_new_tokens": 3}  # fmt: skip
-    base = make_recipe(run_dir).model_dump()
-    recipe = Recipe.model_validate({**base, "stages": [*base["stages"], "evaluate"], "evaluate": evaluate_section,
-                                    "tracking": {"report_to": ["tensorboard"]}})  # fmt: skip
-    prepare_data(recipe)
-    for stage in (align, instruct, evaluate):
-        stage.run(context(recipe, stage.__name__.rsplit(".", 1)[-1]))
+    tracked_run(run_dir, {"report_to": ["tensorboard"]})
 
     logs = run_dir / "tensorboard"
     assert sorted(p.name for p in logs.iterdir()) == ["align", "evaluate", "instruct"]
@@ -71,7 +66,27 @@ def test_a_tiny_run_reports_both_stages_and_evaluation_to_tensorboard(
     for path in logs.rglob("*"):
         if path.is_file():
             assert not any(secret.encode() in path.read_bytes() for secret in SECRETS.values()), path
-    assert "TENSORBOARD_LOGGING_DIR" not in __import__("os").environ  # set only while a stage reports
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ  # set only while a stage reports
+
+
+def test_a_tiny_run_reports_to_trackio_offline(tmp_path: Path) -> None:
+    pytest.importorskip("trackio", reason="trackio is not installed (pip install trackio)")
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "store"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    run_dir = tmp_path / "tracked"
+    subprocess.run([sys.executable, str(REPO / "tests/train/tracking_worker.py"), str(run_dir), "llava-adapt-test"],
+                   check=True, env=env, cwd=REPO, timeout=600, capture_output=True)  # fmt: skip
+    stored = json.loads((run_dir / "trackio.json").read_text())
+    assert stored["runs"] == ["tracked"]  # one run, named after the run directory, that every stage resumed
+    logs = stored["logs"]["tracked"]
+    losses = [entry["train/loss"] for entry in logs if "train/loss" in entry]
+    history = [json.loads((run_dir / stage / "log_history.json").read_text()) for stage in ("align", "instruct")]
+    assert losses == pytest.approx([value for h in history for _, value in _logged(h, "loss")], rel=1e-6)
+    assert sum("train/learning_rate" in entry for entry in logs) == 8  # 4 steps of each stage
+    metrics = json.loads((run_dir / "eval" / "shapes_color" / "metrics.json").read_text())["metrics"]
+    (accuracy,) = [
+        entry["eval/shapes_color/trained/accuracy"] for entry in logs if "eval/shapes_color/trained/accuracy" in entry
+    ]
+    assert accuracy == pytest.approx(metrics["accuracy"])
 
 
 def test_run_name_defaults_to_the_run_directory_and_the_ablation_has_its_own(tmp_path: Path) -> None:
