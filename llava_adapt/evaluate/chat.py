@@ -2,17 +2,20 @@
 
 The whole conversation is rendered through the processor's chat template at every turn (the image in the first
 user turn, as LLaVA puts it), so the model sees the history the way it was trained on multi-turn conversations.
+`llava-adapt demo` answers through the same `ChatSession`, streaming the answer token by token (`stream`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from transformers import PreTrainedModel, ProcessorMixin
+from transformers import PreTrainedModel, ProcessorMixin, TextIteratorStreamer
+from transformers.generation.streamers import BaseStreamer
 
 EXIT_WORDS = ("exit", "quit")
 
@@ -46,6 +49,8 @@ class ChatSession:
         image (`PIL.Image.Image`): the image the conversation is about.
         max_new_tokens (`int`, defaults to `256`): answer length limit per turn.
         temperature (`float`, defaults to `0.0`): 0 decodes greedily (reproducible), else samples.
+        messages (`list[dict]`, *optional*): the conversation so far, as an earlier session's `messages` (the web
+            demo keeps it per browser tab); defaults to a new conversation.
     """
 
     def __init__(
@@ -55,13 +60,14 @@ class ChatSession:
         image: Image.Image,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
+        messages: list[dict[str, Any]] | None = None,
     ) -> None:
         self.model = model.eval()
         self.processor = processor
         self.image = image
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = list(messages or [])
 
     def prompt(self, text: str) -> str:
         """The text the model reads when asked `text` next: the history plus the new user turn."""
@@ -71,8 +77,13 @@ class ChatSession:
         messages = [*self.messages, {"role": "user", "content": content}]
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def ask(self, text: str) -> str:
-        """Answer `text` given the conversation so far, and add both turns to the history."""
+    def ask(self, text: str, streamer: BaseStreamer | None = None) -> str:
+        """Answer `text` given the conversation so far, and add both turns to the history.
+
+        Args:
+            text (`str`): the user's turn.
+            streamer (`BaseStreamer`, *optional*): receives the tokens as they are generated (see `stream`).
+        """
         prompt = self.prompt(text)
         device = next(self.model.parameters()).device
         inputs = self.processor(text=[prompt], images=[self.image], add_special_tokens=False, return_tensors="pt")
@@ -87,6 +98,7 @@ class ChatSession:
                 **inputs,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.processor.tokenizer.pad_token_id,
+                streamer=streamer,
                 **sampling,
             )
         answer = self.processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
@@ -98,6 +110,35 @@ class ChatSession:
             {"role": "assistant", "content": [{"type": "text", "text": answer}]},
         ]
         return answer
+
+    def stream(self, text: str) -> Iterator[str]:
+        """Answer `text` as `ask` does, yielding the answer so far each time it grows; the last value yielded is
+        exactly what `ask` returns, and both turns are in the history once the iterator is exhausted.
+
+        Args:
+            text (`str`): the user's turn.
+        """
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        outcome: dict[str, Any] = {}
+
+        def generate() -> None:
+            try:
+                outcome["answer"] = self.ask(text, streamer)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+                streamer.end()  # unblocks the loop below
+
+        thread = threading.Thread(target=generate, name="llava-adapt-chat", daemon=True)
+        thread.start()
+        partial = ""
+        for piece in streamer:
+            partial += piece
+            if partial.strip():
+                yield partial.strip()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        yield outcome["answer"]
 
 
 def chat_loop(session: ChatSession, lines: Iterable[str], reply: Callable[[str], None]) -> int:
