@@ -136,14 +136,22 @@ class RunLayout:
     def benchmark_dir(self, benchmark: str) -> Path:
         return self.eval_dir / benchmark
 
+    def tensorboard_dir(self, stage: str) -> Path:
+        """A stage's TensorBoard sub-run (`tracking.report_to: [tensorboard]`, see `llava_adapt.train.tracking`)."""
+        return self.root / "tensorboard" / stage
+
+    def tensorboard_dirs(self, stage: str) -> list[Path]:
+        """A training stage's TensorBoard sub-runs: its own and its "no stage 1" ablation's."""
+        return [self.tensorboard_dir(stage), self.tensorboard_dir(f"{stage}_without_align")]
+
     def owned_by(self, stage: str) -> list[Path]:
         """The paths a stage writes; they are removed before the stage is redone from scratch."""
         return {
             "prepare": [self.captions, self.images_dir],
             "generate": [self.instruct_data, self.instruct_rejects, self.instruct_sidecar],
-            "align": [self.align_dir],
-            "instruct": [self.instruct_dir],
-            "finetune": [self.finetune_dir],
-            "evaluate": [self.eval_dir],
+            "align": [self.align_dir, self.tensorboard_dir("align")],
+            "instruct": [self.instruct_dir, *self.tensorboard_dirs("instruct")],
+            "finetune": [self.finetune_dir, *self.tensorboard_dirs("finetune")],
+            "evaluate": [self.eval_dir, self.tensorboard_dir("evaluate")],
             "publish": [],
         }[stage]

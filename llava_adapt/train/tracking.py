@@ -7,7 +7,8 @@ each benchmark's metrics through the same integrations (`log_evaluation`), under
 
 - `tensorboard`: one log folder per run directory, `RUN_DIR/tensorboard/`, with a sub-run per stage (`align/`,
   `instruct/`, `finetune/`, `evaluate/`; `instruct_without_align/` for LLaVA's "no stage 1" ablation, which elsewhere
-  is the run `<run_name>-without-align`): `tensorboard --logdir RUN_DIR/tensorboard`;
+  is the run `<run_name>-without-align`), removed with the stage's other outputs when it is redone from scratch:
+  `tensorboard --logdir RUN_DIR/tensorboard`;
 - `trackio`: one run named `run_name` in the project `project`, which every stage resumes (trackio's local store,
   `~/.cache/huggingface/trackio`; `trackio show`);
 - `wandb`: the project `project` (`WANDB_PROJECT`), runs named `run_name` and grouped by it (`WANDB_RUN_GROUP`), so
@@ -33,8 +34,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llava_adapt.run.layout import RunLayout
+
 Backend = Literal["tensorboard", "wandb", "trackio", "mlflow", "none"]
-TENSORBOARD_DIR = "tensorboard"  # under the run directory
 # The package each backend needs, and how to get it.
 PACKAGES = {"tensorboard": ("tensorboard", "pip install 'llava-adapt[tracking]'"),
             "wandb": ("wandb", "pip install wandb"), "trackio": ("trackio", "pip install trackio"),
@@ -123,7 +125,7 @@ def stage_tracker(config: TrackingConfig, run_dir: str | Path, stage: str, witho
             raise TrackingError(f"tracking.report_to lists {backend!r} but {package} is not installed: {install}")
     run_name = (config.run_name or root.name) + ("-without-align" if without_align else "")
     folder = stage + ("_without_align" if without_align else "")
-    return Tracker(list(config.report_to), config.project, run_name, root / TENSORBOARD_DIR / folder)
+    return Tracker(list(config.report_to), config.project, run_name, RunLayout(root).tensorboard_dir(folder))
 
 
 def evaluation_logs(summary: Mapping[str, Mapping[str, object]]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from llava_adapt.recipe.loader import RecipeError, load_recipe
+from llava_adapt.run.layout import RunLayout
 from llava_adapt.train.tracking import TrackingConfig, TrackingError, stage_tracker
 from tests.train.tracking_worker import tracked_run
 
@@ -95,10 +96,10 @@ def test_run_name_defaults_to_the_run_directory_and_the_ablation_has_its_own(tmp
     assert (tracker.run_name, tracker.project, tracker.enabled) == ("biomed-tiny", "med", False)
     assert tracker.training_arguments() == {"report_to": ["none"], "run_name": "biomed-tiny", "project": "med"}
     ablation = stage_tracker(TrackingConfig(run_name="x"), tmp_path, "instruct", without_align=True)
-    assert (
-        ablation.run_name == "x-without-align"
-        and ablation.logging_dir == tmp_path / "tensorboard" / "instruct_without_align"
-    )
+    assert ablation.run_name == "x-without-align"
+    assert ablation.logging_dir == tmp_path / "tensorboard" / "instruct_without_align"
+    owned = RunLayout(tmp_path).owned_by("instruct")  # a stage redone from scratch starts a fresh sub-run
+    assert tmp_path / "tensorboard" / "instruct" in owned and ablation.logging_dir in owned
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is not None, reason="mlflow is installed here")
