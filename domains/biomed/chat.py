@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.paths import relative_to_root
+from llava_adapt.data.paths import OutsideRootError, relative_to_root
 from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import SourceContext
 
@@ -81,7 +81,7 @@ def load(args: ChatEvalArgs, ctx: SourceContext) -> Iterator[VQAItem | Skip]:
     path = resolve_input(ctx.data_root, args.path, "visual-chat questions file")
     image_root = inside(ctx.data_root, args.image_dir)
     if image_root is None:
-        raise ValueError(f"image_dir {args.image_dir!r} is outside the data root {ctx.data_root}")
+        raise OutsideRootError(f"image_dir {args.image_dir!r} is outside the data root {ctx.data_root}")
     count = 0
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):

@@ -200,8 +200,8 @@ def read_dicom(
 
     Raises:
         DicomSkipError: with a stable reason — not DICOM, truncated/corrupt, no pixel data, burned-in annotation,
-            a non-image modality (RT dose, segmentation, ...), a compressed syntax with no decoder installed (the
-            reason names the extra), unsupported pixels.
+            a non-image modality (RT dose, segmentation, ...), an unknown transfer syntax UID, a compressed syntax
+            with no decoder installed (the reason names the extra), unsupported pixels.
     """
     if isinstance(window, str) and window not in ("file", "auto") and window not in WINDOW_PRESETS:
         raise ValueError(f"unknown window {window!r}; use 'file', 'auto', a preset {sorted(WINDOW_PRESETS)} or [c, w]")
@@ -213,6 +213,8 @@ def read_dicom(
     if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES" and not allow_burned_in:
         raise DicomSkipError("burned-in annotation")
     syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is not None and not syntax.is_transfer_syntax:  # a private or mistyped UID: pixels cannot be read
+        raise DicomSkipError("unknown transfer syntax")
     if syntax is not None and syntax.is_compressed:
         decoder = get_decoder(syntax)
         if not decoder.is_available:

@@ -11,20 +11,22 @@ Accepted files (relative to the data root):
 - Any of the above as Parquet (one row per record, same field names).
 
 Field names can be overridden (`image_field`, `caption_field`, `id_field`). A row without a caption or an image is
-skipped and counted; an image path that escapes the data root is skipped and counted (never read); a malformed
-JSON line stops the run with an error naming the file and line.
+skipped and counted, and so is a row whose caption, image or id has the wrong JSON type (`"caption is not text"`: a
+list is never turned into the text `"['...']"`); an image path that escapes the data root is skipped and counted
+(never read); a malformed JSON line, a file that is not UTF-8, or a `.parquet` that is not Parquet stops the run
+with an error naming the file (and line).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.jsonl import RecordFileError, read_jsonl
+from llava_adapt.data.jsonl import RecordFileError, read_json, read_jsonl
+from llava_adapt.data.parquet import parquet_row_count, parquet_rows
 from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
@@ -94,12 +96,7 @@ def count(args: FigureSourceArgs, ctx: SourceContext) -> int | None:
         return None
     fmt = args.format if args.format != "auto" else path.suffix.lower().lstrip(".")
     try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            rows = pq.ParquetFile(path).metadata.num_rows
-        else:
-            rows = sum(1 for _ in _rows(path, fmt))
+        rows = parquet_row_count(path) if fmt == "parquet" else sum(1 for _ in _rows(path, fmt))
     except (RecordFileError, OSError):
         return None
     return rows if args.limit is None else min(rows, args.limit)
@@ -111,10 +108,7 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for number, obj in read_jsonl(path):
             yield f"{path}:{number}", obj
     elif fmt == "json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RecordFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        data = read_json(path)
         groups = data.values() if isinstance(data, dict) else [data]
         for group in groups:
             if not isinstance(group, list):
@@ -124,19 +118,16 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
                     raise RecordFileError(f"{path}: record {index} is a {type(obj).__name__}, expected an object")
                 yield f"{path}[{index}]", obj
     elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            for obj in batch.to_pylist():
-                yield f"{path}#row{number}", obj
-                number += 1
+        for number, obj in enumerate(parquet_rows(path)):
+            yield f"{path}#row{number}", obj
     else:
         raise RecordFileError(f"{path}: unknown format {fmt!r}; use .json, .jsonl or .parquet (or set format)")
 
 
 def _record(row: dict[str, Any], where: str, image_dir: Path, data_root: Path, args: FigureSourceArgs):
     caption = _caption(row, args.caption_field)
+    if caption is None:
+        return Skip(where, "caption is not text")
     if not caption:
         return Skip(where, "missing caption")
     image = row.get(args.image_field or "image")
@@ -146,11 +137,15 @@ def _record(row: dict[str, Any], where: str, image_dir: Path, data_root: Path, a
         image = image.get("path")
     if not image:
         return Skip(where, "missing image")
+    if not isinstance(image, str):
+        return Skip(where, "image path is not text")
     full = inside(image_dir, str(image))
     stored = None if full is None else relative_to_root(data_root, full)
     if stored is None:
         return Skip(where, "image path escapes the data root")
     record_id = row.get(args.id_field) if args.id_field else row.get("pair_id") or row.get("id") or image
+    if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):  # an object id is not "{'obj': 1}"
+        return Skip(where, "id is not text")
     context: dict[str, str] = {}
     if row.get("fig_label"):
         context["figure_label"] = str(row["fig_label"])
@@ -173,16 +168,23 @@ def _record(row: dict[str, Any], where: str, image_dir: Path, data_root: Path, a
     )
 
 
-def _caption(row: dict[str, Any], field: str | None) -> str:
+def _caption(row: dict[str, Any], field: str | None) -> str | None:
+    """The caption with its whitespace normalised; `""` when there is none, `None` when it is not text."""
     if field:
-        return " ".join(str(row.get(field) or "").split())
+        return _text(row.get(field))
     for key in ("fig_caption", "caption"):
         if row.get(key):
-            return " ".join(str(row[key]).split())
+            return _text(row[key])
     for turn in row.get("conversations") or []:
         if isinstance(turn, dict) and turn.get("from") == "gpt" and turn.get("value"):
-            return " ".join(str(turn["value"]).split())
+            return _text(turn["value"])
     return ""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return ""
+    return " ".join(value.split()) if isinstance(value, str) else None
 
 
 def _mentions(value: Any) -> list[str]:
@@ -191,8 +193,7 @@ def _mentions(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
     out = []
     for item in items:
-        text = item.get("tokens") if isinstance(item, dict) else item
-        text = " ".join(str(text or "").split())
+        text = _text(item.get("tokens") if isinstance(item, dict) else item)  # a mention that is not text is left out
         if text:
             out.append(text)
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from llava_adapt.data.paths import within
+from llava_adapt.data.paths import OutsideRootError, within
 from llava_adapt.run.atomic import atomic_path
 
 
@@ -33,12 +33,12 @@ def resolve_input(data_root: Path, path: str, what: str) -> Path:
         what (`str`): how to name the input in errors (e.g. `"dicom folder"`).
 
     Raises:
-        ValueError: the path escapes the data root.
+        OutsideRootError: the path escapes the data root (a `ValueError`, printed as one line).
         FileNotFoundError: the path does not exist.
     """
     resolved = inside(data_root, path)
     if resolved is None:
-        raise ValueError(f"{what} {path!r} is outside the data root {data_root}; paths must stay inside it")
+        raise OutsideRootError(f"{what} {path!r} is outside the data root {data_root}; paths must stay inside it")
     if not resolved.exists():
         raise FileNotFoundError(f"{what} {resolved} does not exist (data root {data_root})")
     return resolved

@@ -28,14 +28,13 @@ memory). Whether each image exists and decodes is checked by `prepare`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llava_adapt.data.jsonl import RecordFileError
+from llava_adapt.data.jsonl import RecordFileError, read_json
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 
@@ -273,10 +272,7 @@ def _boxes(
 
 def _read(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
     """Read a COCO annotation file and check it has the list-valued `keys`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordFileError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    data = read_json(path)  # not UTF-8, not JSON: an error naming the file
     if not isinstance(data, dict):
         raise RecordFileError(f"{path}: expected a COCO annotation object, got a JSON {type(data).__name__}")
     missing = [key for key in keys if not isinstance(data.get(key), list)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from llava_adapt.data.paths import relative_to_root, within
+from llava_adapt.data.paths import OutsideRootError, relative_to_root, within
 
 ESCAPES = "image path escapes the data root"  # the same reason `prepare` counts, so the manifest adds them up
 
@@ -25,7 +25,7 @@ def input_path(data_root: Path, path: str, what: str, kind: Literal["file", "fol
     """
     resolved = within(data_root, path)  # folders linked into the data root count as inside it
     if resolved is None:
-        raise ValueError(f"{what} {path!r} is outside the data root {data_root}; paths must stay inside it")
+        raise OutsideRootError(f"{what} {path!r} is outside the data root {data_root}; paths must stay inside it")
     exists = resolved.is_dir() if kind == "folder" else resolved.is_file()
     if not exists:
         raise FileNotFoundError(f"{what} {resolved} is not an existing {kind} (data root {data_root})")

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from llava_adapt.data.paths import relative_to_root
 from llava_adapt.data.records import Skip
+from llava_adapt.errors import InputError
 
 from .images import find_image
 from .problems import Problem, ProblemError, problem_from_mapping
@@ -33,7 +34,7 @@ Layout = Literal["auto", "lupantech", "parquet", "llava"]
 HF_SPLITS = {"val": "validation", "validation": "validation", "train": "train", "test": "test"}
 
 
-class LayoutError(ValueError):
+class LayoutError(InputError, ValueError):
     """The dataset folder is not in a layout this domain reads, or a file in it is malformed."""
 
 
@@ -46,6 +47,8 @@ def load_json(path: Path) -> Any:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise LayoutError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"{path}: not UTF-8 text (byte offset {exc.start}); save it as UTF-8") from None
 
 
 def lupantech_dir(path: Path) -> Path | None:

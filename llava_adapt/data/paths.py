@@ -15,6 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from llava_adapt.errors import InputError
+
+
+class OutsideRootError(InputError, ValueError):
+    """A path a recipe or data file gives leaves the folder it must stay in (the message names both)."""
+
 
 def root_path(root: str | Path) -> Path:
     """`root` as an absolute path, `~` expanded and links kept (the base every path below is measured from)."""

@@ -32,6 +32,9 @@ class DataConfig(BaseModel):
     root: str = "."  # the folder the source reads from; image paths may not escape it
     args: dict[str, Any] = Field(default_factory=dict)  # the source's own arguments, checked against its schema
     instruct_file: str | None = None  # ready-made stage-2 conversations (LLaVA JSON/JSONL) instead of `generate`
+    # `prepare` skips a record whose caption is longer ("caption too long", counted): a runaway caption (a whole
+    # article in one field) is not an image caption, and would only be cut at align's max_length
+    max_caption_chars: int = Field(8000, ge=1)
 
 
 class EvaluateConfig(BaseModel):

@@ -1,25 +1,28 @@
 """Stage `prepare`: the domain's source -> checked image–caption records in `data/captions.jsonl`.
 
-Every record's image is checked (it exists, stays inside the data root or the run's image folder — folders linked
-into the data root count as inside, see `llava_adapt.data.paths` — and decodes);
-records that fail are skipped and counted by reason, never silently dropped. Image paths in the output are
-relative to `data/images/` (files the source wrote there) or absolute (files under the data root).
+Every record is checked: its fields are text (a source that hands over a list for a caption gets `"caption is not
+text"`, never `"['...']"`), its caption is neither empty nor longer than `data.max_caption_chars`, and its image
+exists, stays inside the data root or the run's image folder — folders linked into the data root count as inside,
+see `llava_adapt.data.paths` — and decodes completely, within a pixel budget (`llava_adapt.data.images`). Records
+that fail are skipped and counted by reason, never silently dropped. An image that `convert("RGB")` would not
+render faithfully (16-bit, float, transparent) is converted once into `data/images/converted/`. Image paths in the
+output are relative to `data/images/` (files the source wrote there) or absolute (files under the data root).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from llava_adapt.data.images import CheckedImage, check_image, write_converted
 from llava_adapt.data.jsonl import write_jsonl
 from llava_adapt.data.paths import relative_to_root, within
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.stages.context import StageContext
 
 
-class PrepareError(RuntimeError):
+class PrepareError(LlavaAdaptError, RuntimeError):
     """The source produced nothing usable."""
 
 
@@ -46,13 +49,10 @@ def resolve_image(image: str, output_dir: Path, data_root: Path) -> tuple[str | 
 
 
 def image_problem(path: Path) -> str | None:
-    """Return why an image cannot be used (`"corrupt image"`, ...), or `None` when it decodes."""
-    try:
-        with Image.open(path) as im:
-            im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return "corrupt or unreadable image"
-    return None
+    """Return why an image cannot be used (`"corrupt or unreadable image"`, `"image too large (decompression
+    bomb)"`, ...), or `None` when it decodes completely (`llava_adapt.data.images.check_image`)."""
+    checked = check_image(path)
+    return None if isinstance(checked, CheckedImage) else checked
 
 
 def run(ctx: StageContext) -> None:
@@ -79,16 +79,25 @@ def run(ctx: StageContext) -> None:
                     f"source {data.source!r} of domain {ctx.domain.name!r} yielded a {type(item).__name__}; "
                     "sources yield CaptionRecord or Skip"
                 )
-            if item.id in seen:
-                ctx.skip("duplicate id")
-                continue
-            if not item.caption.strip():
-                ctx.skip("empty caption")
+            reason = item.problem()  # a field of the wrong type
+            if reason is None and item.id in seen:
+                reason = "duplicate id"
+            if reason is None and not item.caption.strip():
+                reason = "empty caption"
+            if reason is None and len(item.caption) > data.max_caption_chars:
+                reason = "caption too long"
+            if reason is not None:
+                ctx.skip(reason)
                 continue
             stored, reason = resolve_image(item.image, output_dir, data_root)
             if reason is None:
                 full = output_dir / stored if not Path(stored).is_absolute() else Path(stored)
-                reason = image_problem(full)
+                checked = check_image(full)
+                if not isinstance(checked, CheckedImage):
+                    reason = checked
+                elif checked.needs_conversion:
+                    stored = write_converted(full, output_dir)
+                    ctx.info["converted_images"] = ctx.info.get("converted_images", 0) + 1
             if reason is not None:
                 ctx.skip(reason)
                 continue

@@ -8,6 +8,7 @@ Faults are rules: `server.fault(kind, match=..., times=...)` makes the next `tim
 message contains `match` (any request when `match` is None) fail in the given way:
 
 - `"429"` (with `retry_after` seconds), `"500"`, `"503"`, `"400"`, `"401"`, `"quota"` (429 insufficient_quota);
+- `"401_echo"`: 401 whose message repeats the key the request was sent with, as some servers do;
 - `"slow"`: answer after `delay` seconds (past the client's timeout);
 - `"reset"`: close the connection with a TCP reset, no response;
 - `"malformed"`: 200 with a body that is not JSON;
@@ -350,6 +351,12 @@ class _Handler(BaseHTTPRequestHandler):
         entry.fault = fault.kind if fault else None
         time.sleep(fake.delay_s + (fault.delay if fault else 0.0))
         status, payload, headers = fake.answer(body, fault)
+        if fault and fault.kind == "401_echo":
+            key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+            status, payload = (
+                401,
+                {"error": {"message": f"Incorrect API key provided: {key}.", "code": "invalid_api_key"}},
+            )
         with fake.lock:  # before answering: the client cannot send its next request before it has this answer
             fake.in_flight -= 1
             entry.end = time.monotonic()
