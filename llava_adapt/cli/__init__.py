@@ -9,6 +9,7 @@ import typer
 from llava_adapt import __version__
 from llava_adapt.cli import convert as convert_cli
 from llava_adapt.cli import data as data_cli
+from llava_adapt.cli import demo as demo_cli
 from llava_adapt.cli import domain as domain_cli
 from llava_adapt.cli import eval as eval_cli
 from llava_adapt.cli import publish as publish_cli
@@ -31,6 +32,7 @@ app.add_typer(data_cli.app, name="data")
 publish_cli.register(app)
 eval_cli.register(app)
 convert_cli.register(app)
+demo_cli.register(app)
 
 
 def _version(value: bool) -> None:

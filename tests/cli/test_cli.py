@@ -40,6 +40,7 @@ def invoke(*args: str):
         ["report"],
         ["export"],
         ["publish"],
+        ["demo"],
     ],
 )
 def test_every_command_has_help_with_an_example(command):
