@@ -3,8 +3,8 @@ images with a question each.
 
 For a run directory the title is the run's name (its folder), the description names the domain and the stage the
 model comes from, the metrics are those of `eval/<benchmark>/metrics.json` (next to the untrained model's, when the
-evaluate stage measured them) and the examples are held-out images the evaluate stage asked about, with the first
-question asked about each. Any model can be given examples from a folder of images instead (`--examples DIR`).
+evaluate stage measured them) and the examples are held-out images the evaluate stage asked about, each with one of
+the questions asked about it. Any model can be given examples from a folder of images instead (`--examples DIR`).
 Nothing here imports Gradio.
 """
 
@@ -79,11 +79,12 @@ def metrics_table(run: RunInfo) -> str:
 
 
 def _bench_examples(bench_dir: Path) -> list[Example]:
-    """One example per distinct image the benchmark asked about, with the first question asked about it."""
+    """One example per distinct image the benchmark asked about; the n-th image comes with the n-th question asked
+    about it (counting round), so the examples show the benchmark's kinds of question rather than its first."""
     predictions = bench_dir / "predictions.jsonl"
     if not predictions.is_file():
         return []
-    examples: dict[Path, Example] = {}
+    questions: dict[Path, list[str]] = {}
     for line in predictions.read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
@@ -92,9 +93,9 @@ def _bench_examples(bench_dir: Path) -> list[Example]:
         if not isinstance(row, dict) or not isinstance(row.get("image"), str):
             continue
         image = (bench_dir / row["image"]).resolve()
-        if image.is_file() and bench_dir.resolve() in image.parents and image not in examples:
-            examples[image] = Example(image, str(row.get("question") or ""))
-    return list(examples.values())
+        if image.is_file() and bench_dir.resolve() in image.parents:
+            questions.setdefault(image, []).append(str(row.get("question") or ""))
+    return [Example(image, asked[n % len(asked)]) for n, (image, asked) in enumerate(questions.items())]
 
 
 def folder_examples(folder: Path) -> list[Example]:

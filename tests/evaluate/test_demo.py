@@ -64,7 +64,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = [
         {"id": "0-lesion", "image": "images/0.png", "question": "Is there a lesion?", "prediction": "yes"},
         {"id": "0-side", "image": "images/0.png", "question": "Which side?", "prediction": "left"},
-        {"id": "1-lesion", "image": "images/1.png", "question": "What modality is this?", "prediction": "CT"},
+        {"id": "1-lesion", "image": "images/1.png", "question": "Is there a lesion?", "prediction": "no"},
+        {"id": "1-modality", "image": "images/1.png", "question": "What modality is this?", "prediction": "CT"},
         {"id": "escape", "image": "../../outside.png", "question": "Not shown", "prediction": "no"},
         {"id": "missing", "image": "images/9.png", "question": "Not shown either", "prediction": "no"},
     ]
@@ -95,7 +96,7 @@ def test_page_shows_the_run_its_metrics_and_its_evaluation_images(run_dir: Path,
     assert [(e.image, e.question) for e in page.examples] == [
         ((bench / "images" / "0.png").resolve(), "Is there a lesion?"),
         ((bench / "images" / "1.png").resolve(), "What modality is this?"),
-    ]  # one per image, first question; paths leaving the benchmark folder and missing files are left out
+    ]  # one per image, the n-th with its n-th question; paths out of the benchmark folder and missing files left out
     assert len(demo_page(resolved, max_examples=1).examples) == 1
 
 
