@@ -35,6 +35,16 @@ class TrainerSettings(BaseModel):
     activation_checkpointing: bool = False
     group_by_length: bool = True  # batch samples of similar token length together (less padding)
     dataloader_num_workers: int = Field(0, ge=0)  # processes decoding images; 0 = in the training process
+    # Speed-ups. Each leaves the result the same (loss within float noise) and can be turned off here.
+    # The frozen vision tower's features are computed once per image, stored under RUN_DIR/cache/vision_features
+    # (llava_adapt/train/features.py; LLaVA-1.5 architecture, tower frozen); later epochs and stages read them.
+    cache_vision_features: bool = True
+    # Where TRL's fused LM head projects every position (off CUDA/XPU), project only those that carry loss.
+    labelled_logits_only: bool = True
+    pad_to_multiple_of: int | None = Field(8, ge=1)  # on a GPU: padded length rounded up (tensor cores); None = off
+    padding_free: bool = True  # with flash_attention_2/3: each batch one row without padding; other attention: off
+    liger_kernel: bool = True  # on a CUDA GPU with liger-kernel installed: its RMSNorm / SwiGLU / RoPE kernels
+    dataset_num_proc: int | None = Field(None, ge=1)  # tokenizing processes; None = one per 5,000 samples, <= cores
 
 
 class AlignConfig(TrainerSettings):

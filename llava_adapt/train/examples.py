@@ -174,18 +174,41 @@ class SampleTokenizer:
             return SPECIAL_TOKEN_IN_TEXT
         return None
 
+    def _texts(self, messages: list[dict]) -> list[str]:
+        return [
+            m["content"] if isinstance(m["content"], str)
+            else "".join(block.get("text", "") for block in m["content"] if block.get("type") == "text")
+            for m in messages
+            if m["role"] != "system"
+        ]  # fmt: skip
+
+    def tokenize_many(self, samples: list[TrainingSample]) -> list[Tokenized | str]:
+        """Tokenize `samples`; for each, a `Tokenized` or the reason it is dropped. The conversations are rendered
+        and tokenized in one `apply_chat_template` call (the tokenizer encodes them as a batch)."""
+        results: list[Tokenized | str | None] = [None] * len(samples)
+        chats: list[int] = []
+        for i, sample in enumerate(samples):
+            if sample.messages is None:
+                n_image = self.tokens_for(sample.image)
+                input_ids, mask = self.plain(sample.caption or "", sample.image is not None, n_image)
+                results[i] = fit_length(input_ids, mask, self.image_token_id, self.max_length)
+            elif reason := self.check_text(self._texts(sample.messages)):
+                results[i] = reason
+            else:
+                chats.append(i)
+        if chats:
+            encoded = self.tokenizer.apply_chat_template(
+                [samples[i].messages for i in chats],
+                chat_template=self.chat_template,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+            )
+            for i, input_ids, mask in zip(chats, encoded["input_ids"], encoded["assistant_masks"], strict=True):
+                input_ids, mask = self._expand(list(input_ids), list(mask), self.tokens_for(samples[i].image))
+                results[i] = fit_length(input_ids, mask, self.image_token_id, self.max_length)
+        return results
+
     def __call__(self, sample: TrainingSample) -> Tokenized | str:
         """Tokenize `sample`; return a `Tokenized` or the reason it is dropped."""
-        if sample.messages is not None:
-            texts = [
-                m["content"] if isinstance(m["content"], str)
-                else "".join(block.get("text", "") for block in m["content"] if block.get("type") == "text")
-                for m in sample.messages
-                if m["role"] != "system"
-            ]  # fmt: skip
-            if reason := self.check_text(texts):
-                return reason
-            input_ids, mask = self.chat(sample.messages, self.tokens_for(sample.image))
-        else:
-            input_ids, mask = self.plain(sample.caption or "", sample.image is not None, self.tokens_for(sample.image))
-        return fit_length(input_ids, mask, self.image_token_id, self.max_length)
+        return self.tokenize_many([sample])[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from llava_adapt.train.collator import LlavaCollator
 from llava_adapt.train.config import TrainerSettings
 from llava_adapt.train.dataset import DatasetStats, TrainingDataError, cached_dataset, fingerprint, tokenize_samples
 from llava_adapt.train.examples import SampleTokenizer
+from llava_adapt.train.features import FeatureCache, build_feature_cache, cached_vision_tower, unsupported_reason
 from llava_adapt.train.formats import TrainingSample
 from llava_adapt.train.tracking import stage_tracker
 from llava_adapt.train.trainer import LlavaSFTTrainer, last_checkpoint, sft_config
@@ -46,6 +48,29 @@ def trainable_parameters(model: PreTrainedModel) -> dict[str, int]:
             part = part_of(model, name) or "other"
             counts[part] = counts.get(part, 0) + param.numel()
     return counts
+
+
+def uses_flash_attention(model: PreTrainedModel) -> bool:
+    """Whether `model` attends with FlashAttention (2 or 3), which keeps padding-free samples apart."""
+    return str(getattr(model.config, "_attn_implementation", "")).startswith("flash_attention")
+
+
+def feature_cache(
+    ctx: StageContext, model: PreTrainedModel, processor: ProcessorMixin, dataset, settings: TrainerSettings
+) -> FeatureCache | None:
+    """The vision feature cache of a stage (filled for its images), or `None` when it is off or cannot be used."""
+    if not settings.cache_vision_features:
+        return None
+    reason = unsupported_reason(model)
+    if reason is not None:
+        ctx.log.info("%s: vision features computed every step (%s)", ctx.name, reason)
+        ctx.record("vision_feature_cache", f"off: {reason}")
+        return None
+    images = (path for batch in dataset.select_columns(["image_path"]).iter(batch_size=10_000)
+              for path in batch["image_path"])  # fmt: skip
+    cache = build_feature_cache(model, processor, images, ctx.layout.cache_dir / "vision_features")
+    ctx.record("vision_feature_cache", str(cache.folder) if cache else "off: not enough disk space")
+    return cache
 
 
 def train_stage(
@@ -94,21 +119,32 @@ def train_stage(
             dataset, stats = cached_dataset(
                 stage_dir / "dataset",
                 key,
-                lambda: tokenize_samples(samples(), tokenizer, settings.max_dropped_fraction),
+                lambda out: tokenize_samples(
+                    samples, tokenizer, settings.max_dropped_fraction, out, settings.dataset_num_proc
+                ),
             )
     except TrainingDataError as exc:
         _count(ctx, exc.stats)
         raise
     _count(ctx, stats)
-    with tracker.environment():  # transformers' integrations read some settings from the environment
+    features = feature_cache(ctx, model, processor, dataset, settings)
+    collator = LlavaCollator(
+        processor,
+        pad_to_multiple_of=settings.pad_to_multiple_of if torch.cuda.is_available() else None,
+        features=features,
+        padding_free=settings.padding_free and uses_flash_attention(model),
+    )
+    tower = cached_vision_tower(model, features) if features is not None else contextlib.nullcontext()
+    with tracker.environment(), tower:  # transformers' integrations read some settings from the environment
         trainer = LlavaSFTTrainer(
             model=model,
             args=sft_config(settings, stage_dir / "checkpoints", ctx.recipe.seed, tracker),
-            data_collator=LlavaCollator(processor),
+            data_collator=collator,
             train_dataset=dataset,
             processing_class=processor,
             peft_config=peft_config,
             projector_lr=projector_lr,
+            labelled_logits_only=settings.labelled_logits_only,
         )
         ctx.record("trainable_parameters", trainable_parameters(trainer.model))
         checkpoint = last_checkpoint(stage_dir / "checkpoints") if ctx.resume else None

@@ -1,4 +1,5 @@
-"""TRL's `SFTTrainer` with what LLaVA training adds: a projector learning rate, and the stage's `SFTConfig`.
+"""TRL's `SFTTrainer` with what LLaVA training adds: a projector learning rate, the LM head only where the loss is
+taken (`llava_adapt.train.loss`), and the stage's `SFTConfig`.
 
 Everything else (the loss on `labels`, PEFT wrapping, checkpoints with optimizer/scheduler/RNG state, resuming,
 `accelerate launch` for DDP / DeepSpeed / FSDP) is TRL's and transformers' own.
@@ -6,6 +7,7 @@ Everything else (the loss on `labels`, PEFT wrapping, checkpoints with optimizer
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -18,6 +20,7 @@ from trl import SFTConfig, SFTTrainer
 
 from llava_adapt.model.modules import part_of
 from llava_adapt.train.config import TrainerSettings
+from llava_adapt.train.loss import fused_head_skips_unlabelled, labelled_loss
 from llava_adapt.train.tracking import Tracker
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -30,12 +33,42 @@ class LlavaSFTTrainer(SFTTrainer):
         *args: passed to `SFTTrainer`.
         projector_lr (`float`, *optional*): learning rate of the projector's parameters; `None` = the same as the
             rest. Takes effect through optimizer parameter groups, so the scheduler scales it like the others.
+        labelled_logits_only (`bool`, defaults to `False`): where TRL's fused LM head projects every position
+            (off CUDA/XPU), project only those that carry loss (`llava_adapt.train.loss.labelled_loss`); the loss
+            and the logged metrics are the same.
         **kwargs: passed to `SFTTrainer`.
     """
 
-    def __init__(self, *args, projector_lr: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, projector_lr: float | None = None, labelled_logits_only: bool = False, **kwargs) -> None:
         self.projector_lr = projector_lr
+        self.labelled_logits_only = labelled_logits_only
         super().__init__(*args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        device = inputs["input_ids"].device
+        if (
+            not self.labelled_logits_only
+            or return_outputs
+            or self.aux_loss_enabled
+            or fused_head_skips_unlabelled(device)
+        ):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        result = labelled_loss(model, inputs, num_items_in_batch)
+        loss = result.loss
+        # As TRL's: `num_items_in_batch` counts every rank's tokens, and DDP averages the gradients across ranks
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * (self.accelerator.num_processes // self._tp_size)
+        mode = "train" if self.model.training else "eval"
+        gather = self.accelerator.gather_for_metrics
+        tokens = gather(result.tokens).sum()
+        if tokens > 0:
+            self._metrics[mode]["entropy"].append((gather(result.entropy).sum() / tokens).item())
+            self._metrics[mode]["mean_token_accuracy"].append((gather(result.correct).sum() / tokens).item())
+        if mode == "train":
+            seen = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["position_ids"].size(1)
+            self._total_train_tokens += gather(torch.as_tensor(seen, device=device)).sum().item() // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return loss
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if self.projector_lr is None or self.optimizer is not None:
@@ -77,6 +110,12 @@ def use_bf16(precision: str) -> bool:
     return precision == "bf16"
 
 
+def use_liger(settings: TrainerSettings) -> bool:
+    """Whether Liger's kernels (RMSNorm, SwiGLU, RoPE) are applied: `liger_kernel` on, a CUDA GPU, liger-kernel
+    installed. TRL keeps its own fused LM head (the fused linear cross-entropy) either way."""
+    return settings.liger_kernel and torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None
+
+
 def sft_config(settings: TrainerSettings, output_dir: Path, seed: int, tracker: Tracker | None = None) -> SFTConfig:
     """The `SFTConfig` of a stage, from its recipe section.
 
@@ -107,6 +146,7 @@ def sft_config(settings: TrainerSettings, output_dir: Path, seed: int, tracker: 
         save_steps=settings.save_steps,
         save_total_limit=settings.save_total_limit,
         bf16=use_bf16(settings.precision),
+        use_liger_kernel=use_liger(settings),
         fp16=settings.precision == "fp16",
         activation_checkpointing=settings.activation_checkpointing,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
