@@ -17,10 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from transformers import PreTrainedModel, ProcessorMixin, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
+from llava_adapt.errors import LlavaAdaptError
+
 EXIT_WORDS = ("exit", "quit")
 
 
-class ChatImageError(ValueError):
+class ChatImageError(LlavaAdaptError, ValueError):
     """The image to chat about cannot be read."""
 
 

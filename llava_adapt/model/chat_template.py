@@ -38,6 +38,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from llava_adapt.errors import InputError
+
 log = logging.getLogger("llava_adapt")
 
 IMAGE_TOKEN = "<image>"
@@ -162,7 +164,7 @@ FAMILY_FORMATS: dict[str, str] = {
 }
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(InputError, ValueError):
     """`model.chat_template` names no built-in format and no readable file, or the file marks no assistant text."""
 
 

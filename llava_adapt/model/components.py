@@ -27,6 +27,7 @@ from transformers import (
 from transformers.initialization import no_init_weights
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
+from llava_adapt.errors import InputError
 from llava_adapt.model.chat_template import IMAGE_TOKEN, format_for
 
 # vision config model_type -> (model class, feature-select strategy, extra tokens before the patches)
@@ -60,7 +61,7 @@ def tokens_to_add(tokenizer) -> dict[str, bool]:
     return {IMAGE_TOKEN: IMAGE_TOKEN not in tokenizer.get_vocab(), "<pad>": tokenizer.pad_token is None}
 
 
-class ComponentError(ValueError):
+class ComponentError(InputError, ValueError):
     """A component cannot be used to assemble a LLaVA model."""
 
 

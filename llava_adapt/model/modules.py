@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from llava_adapt.errors import InputError
+
 PARTS: tuple[str, ...] = ("vision_tower", "projector", "language_model", "lm_head")
 
 
@@ -66,7 +68,7 @@ MODULE_TABLE: dict[str, ModuleMap] = {
 }
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(InputError, ValueError):
     """The model's type has no entry in the module table."""
 
 

@@ -42,6 +42,7 @@ from transformers import (
     LlavaProcessor,
 )
 
+from llava_adapt.errors import InputError
 from llava_adapt.model.aspect import set_image_aspect_ratio
 from llava_adapt.model.chat_template import CHAT_FORMATS, IMAGE_TOKEN
 from llava_adapt.model.components import assembled_vocab_size
@@ -57,7 +58,7 @@ VISION_PREFIX = "model.vision_tower.vision_tower."
 PROJECTOR_KEYS = {"0": "linear_1", "2": "linear_2"}
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError, ValueError):
     """An original-format checkpoint cannot be converted (unsupported fields, missing files or weights)."""
 
 

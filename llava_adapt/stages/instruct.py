@@ -34,6 +34,7 @@ from transformers import AutoConfig, BitsAndBytesConfig, PreTrainedModel
 
 from llava_adapt.data.llava_json import read_conversations
 from llava_adapt.data.paths import root_path, within
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.model.load import load_model, load_pretrained, resolve_dtype
 from llava_adapt.model.modules import MODULE_TABLE, lora_target_regex, module_map, set_trainable
 from llava_adapt.run.atomic import atomic_path, write_json
@@ -47,7 +48,7 @@ from llava_adapt.train.run import train_stage
 RESULT_FILE = "train_result.json"  # written into a training's folder once its model is saved
 
 
-class InstructError(RuntimeError):
+class InstructError(LlavaAdaptError, RuntimeError):
     """Stage 2 cannot start (missing input, unavailable mode)."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from datasets import Dataset, Features, Sequence, Value, load_from_disk
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.run.atomic import atomic_path, write_json
 from llava_adapt.train.examples import SampleTokenizer
 from llava_adapt.train.formats import TrainingSample
@@ -67,7 +68,7 @@ class DatasetStats:
                 "max_tokens": self.max_tokens}  # fmt: skip
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(LlavaAdaptError, ValueError):
     """The stage's data cannot be trained on (too many samples dropped, nothing left); `stats` has the counts."""
 
     def __init__(self, message: str, stats: DatasetStats) -> None:

@@ -34,6 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.run.layout import RunLayout
 
 Backend = Literal["tensorboard", "wandb", "trackio", "mlflow", "none"]
@@ -43,7 +44,7 @@ PACKAGES = {"tensorboard": ("tensorboard", "pip install 'llava-adapt[tracking]'"
             "mlflow": ("mlflow", "pip install mlflow")}  # fmt: skip
 
 
-class TrackingError(RuntimeError):
+class TrackingError(LlavaAdaptError, RuntimeError):
     """A tracking backend cannot be used (its package is missing); the message says what to install."""
 
 
