@@ -51,6 +51,8 @@ def parse_conversation(obj: dict[str, Any], where: str) -> Conversation:
     """
     if "id" not in obj:
         raise RecordFileError(f"{where}: missing field 'id'")
+    if isinstance(obj["id"], bool) or not isinstance(obj["id"], (str, int)):  # an object is not the id "{'obj': 1}"
+        raise RecordFileError(f"{where}: 'id' must be text or an integer, got {type(obj['id']).__name__}")
     record_id = str(obj["id"])
     where = f"{where} (id {record_id!r})"
     turns = obj.get("conversations")
