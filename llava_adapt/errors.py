@@ -59,17 +59,17 @@ class FileSystemError(LlavaAdaptError):
 
 # errno -> what to do about it. `ENOENT` is missing input rather than the file system refusing: see `user_error`.
 _ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space (or use a run directory on another disk)",
-    errno.EDQUOT: "the disk quota is exhausted: free some space (or use a run directory on another disk)",
+    errno.ENOSPC: "free some space, or use a run directory on another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or use a run directory on another disk",
     errno.EFBIG: "the file grew past what the file system or the process's limit (`ulimit -f`) allows",
-    errno.EROFS: "the file system is read-only: use a writable run directory or output path",
-    errno.EACCES: "permission denied: make the folder writable (or choose another one)",
-    errno.EPERM: "operation not permitted: make the folder writable (or choose another one)",
-    errno.EISDIR: "a folder is where a file is expected: move it aside or choose another path",
-    errno.ENOTDIR: "a file is where a folder is expected: move it aside or choose another path",
-    errno.EEXIST: "something is already there: move it aside or choose another path",
-    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
-    errno.EMFILE: "too many open files: raise the limit (`ulimit -n`)",
+    errno.EROFS: "use a writable run directory or output path",
+    errno.EACCES: "give yourself access to it, or choose another path",
+    errno.EPERM: "give yourself access to it, or choose another path",
+    errno.EISDIR: "move the folder aside, or choose another path",
+    errno.ENOTDIR: "a file is where a folder is expected: move it aside, or choose another path",
+    errno.EEXIST: "move it aside, or choose another path",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.EMFILE: "raise the limit (`ulimit -n`)",
 }
 
 

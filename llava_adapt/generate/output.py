@@ -122,7 +122,8 @@ class ResultWriter:
         self.out_path, self.rejects_path = Path(out), Path(rejects)
         self.sync_every_s = sync_every_s
         claim_outputs(self.out_path, self.rejects_path)  # before anything is truncated, rewritten or appended
-        for path in (self.out_path, self.rejects_path):  # a killed rewrite of the rejects leaves a temporary beside
+        # a killed rewrite of the rejects (or of the sidecar) leaves a temporary beside it
+        for path in (self.out_path, self.rejects_path, sidecar_path(self.out_path)):
             remove_debris(path.parent, names=(path.name,), recursive=False)
         ok_rows = recover_jsonl(self.out_path)
         reject_rows = recover_jsonl(self.rejects_path)

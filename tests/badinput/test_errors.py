@@ -103,7 +103,10 @@ def test_a_corrupt_manifest_is_one_line_naming_it(toy: Path, tmp_path: Path, con
 def test_file_system_errors_name_the_file_and_what_to_do():
     full = user_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/x/data/instruct.jsonl"))
     assert isinstance(full, FileSystemError) and full.exit_code == EXIT_FILE_SYSTEM
-    assert str(full).startswith("/runs/x/data/instruct.jsonl: No space left on device (the disk is full")
+    assert str(full) == (
+        "/runs/x/data/instruct.jsonl: No space left on device (free some space, or use a run directory on another "
+        "disk)"
+    )
     missing = user_error(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/data/caps.jsonl"))
     assert isinstance(missing, InputError) and str(missing) == "/data/caps.jsonl: No such file or directory"
     assert user_error(ValueError("a bug")) is None and user_error(OSError(errno.EIO, "I/O error")) is None
@@ -159,4 +162,4 @@ def test_a_read_only_run_directory_is_one_line(toy: Path, tmp_path: Path):
     assert result.returncode == EXIT_FILE_SYSTEM, result.stderr
     lines = _lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith(f"error: {run_dir}")
-    assert "Permission denied (permission denied: make the folder writable" in lines[0]
+    assert "Permission denied (give yourself access to it, or choose another path)" in lines[0]
