@@ -43,6 +43,8 @@ class ModelConfig(BaseModel):
     vision_tower: str | None = None
     language_model: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # None = FlashAttention-2 on a CUDA GPU when flash-attn is installed (bf16/fp16 weights), else SDPA; name one to
+    # choose it (`sdpa` turns FlashAttention off).
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
     tiny: TinyModelConfig = TinyModelConfig()
     # LLaVA-1.5's image_aspect_ratio: `pad` fills a non-square image to a square with the processor's mean colour

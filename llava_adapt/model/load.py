@@ -7,6 +7,7 @@ what an earlier one saved.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; use auto or one of {sorted(DTYPES)}")
     return DTYPES[name]
+
+
+def attention_implementation(requested: str | None, dtype: torch.dtype) -> str | None:
+    """The attention kernel to load a model with: `requested` when the recipe names one; else FlashAttention-2 on a
+    CUDA GPU when flash-attn is installed and the weights are 16-bit; else `None` (transformers' default, SDPA).
+
+    Args:
+        requested (`str`, *optional*): the recipe's `model.attn_implementation`.
+        dtype (`torch.dtype`): the weights' dtype (FlashAttention runs in bf16 / fp16 only).
+    """
+    if requested:
+        return requested
+    if (
+        torch.cuda.is_available()
+        and dtype in (torch.bfloat16, torch.float16)
+        and importlib.util.find_spec("flash_attn") is not None
+    ):
+        return "flash_attention_2"
+    return None
 
 
 def closes_answers(processor: ProcessorMixin) -> bool:
@@ -137,7 +157,8 @@ def load_pretrained(
     Args:
         path (`str`): a llava-hf checkpoint, or a folder an earlier stage saved.
         dtype (`torch.dtype`, defaults to `torch.float32`): weights dtype.
-        attn_implementation (`str`, *optional*): passed to `from_pretrained`.
+        attn_implementation (`str`, *optional*): passed to `from_pretrained`; unset = `attention_implementation`'s
+            choice (FlashAttention-2 where installed, else SDPA).
         quantization_config (`BitsAndBytesConfig`, *optional*): load quantized (QLoRA).
         chat_template (`str`, *optional*): the recipe's `model.chat_template` (a built-in name or a file).
 
@@ -145,8 +166,8 @@ def load_pretrained(
         UnsupportedModelError: the checkpoint's model type is not in the module table.
     """
     kwargs = {"dtype": dtype}
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
+    if attn := attention_implementation(attn_implementation, dtype):
+        kwargs["attn_implementation"] = attn
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
@@ -175,7 +196,7 @@ def load_model(config: ModelConfig, seed: int = 0) -> tuple[LlavaForConditionalG
             config.vision_tower,
             config.language_model,
             dtype,
-            config.attn_implementation,
+            attention_implementation(config.attn_implementation, dtype),
             seed=seed,
             random_init=config.init == "random",
         )

@@ -55,6 +55,17 @@ def uses_flash_attention(model: PreTrainedModel) -> bool:
     return str(getattr(model.config, "_attn_implementation", "")).startswith("flash_attention")
 
 
+def wrap_present_layers(trainer: LlavaSFTTrainer) -> None:
+    """Under FSDP with the transformer-layer auto-wrap (the shipped `fsdp.yaml`), name only the layer classes the
+    model contains. By default accelerate wraps the model's `_no_split_modules`, which for a LLaVA on CLIP's vision
+    half include `CLIPTextEmbeddings`, a class the model does not have, and accelerate then refuses to start."""
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if plugin is None or plugin.transformer_cls_names_to_wrap is not None:
+        return
+    present = {type(module).__name__ for module in trainer.model.modules()}
+    plugin.transformer_cls_names_to_wrap = sorted(set(trainer.model._no_split_modules or ()) & present)
+
+
 def feature_cache(
     ctx: StageContext, model: PreTrainedModel, processor: ProcessorMixin, dataset, settings: TrainerSettings
 ) -> FeatureCache | None:
@@ -146,6 +157,7 @@ def train_stage(
             projector_lr=projector_lr,
             labelled_logits_only=settings.labelled_logits_only,
         )
+        wrap_present_layers(trainer)
         ctx.record("trainable_parameters", trainable_parameters(trainer.model))
         checkpoint = last_checkpoint(stage_dir / "checkpoints") if ctx.resume else None
         if checkpoint is not None:
