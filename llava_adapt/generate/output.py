@@ -69,10 +69,23 @@ def claim_outputs(out: Path, rejects: Path) -> None:
                 f"{path} exists and was not written by llava-adapt generate (no {sidecar.name} lists it); it is left "
                 "untouched: choose another output path, or move the file aside"
             )
-    if not set(names.values()) <= owned:
-        write_json(
-            sidecar, {"written_by": OWNER, "version": __version__, "files": sorted(owned | set(names.values()))}
-        )
+    adopt_outputs(out, rejects)
+
+
+def adopt_outputs(out: Path, rejects: Path) -> None:
+    """Record that `out` and `rejects` are generate's own although no sidecar says so: for a caller that knows it
+    from elsewhere (the generate stage resuming in a run directory whose manifest says it wrote them, with a
+    llava-adapt from before sidecars).
+
+    Args:
+        out (`Path`): the conversations file.
+        rejects (`Path`): the rejects file.
+    """
+    sidecar = sidecar_path(out)
+    names = {os.path.relpath(path, sidecar.parent) for path in (out, rejects)}
+    owned = _owned(sidecar)
+    if not names <= owned:
+        write_json(sidecar, {"written_by": OWNER, "version": __version__, "files": sorted(owned | names)})
 
 
 def recover_jsonl(path: Path) -> list[dict[str, Any]]:

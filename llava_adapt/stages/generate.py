@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.generate.output import adopt_outputs
 from llava_adapt.generate.runner import generate_instructions
 from llava_adapt.stages.context import StageContext
 
@@ -24,6 +25,8 @@ class GenerateError(LlavaAdaptError, RuntimeError):
 def run(ctx: StageContext) -> None:
     """Generate the stage-2 conversations of the run."""
     layout = ctx.layout
+    if ctx.resume:  # the manifest says this stage wrote them (perhaps before generate kept a sidecar)
+        adopt_outputs(layout.instruct_data, layout.instruct_rejects)
     report = generate_instructions(
         ctx.domain,
         captions=layout.captions,

@@ -199,3 +199,19 @@ def test_a_key_echoed_by_the_server_reaches_neither_the_console_nor_the_manifest
     assert KEY not in manifest and "Incorrect API key provided: [redacted]" in manifest
     for path in (toy / "run").rglob("*"):
         assert not path.is_file() or KEY.encode() not in path.read_bytes(), path
+
+
+def test_the_stage_resumes_outputs_its_manifest_vouches_for_without_a_sidecar(toy: Path):
+    """A run directory from before sidecars: the manifest says generate was interrupted, so its files are its own."""
+    recipe = write_toy_recipe(toy)
+    args = ["recipe", "run", str(recipe), "--run-dir", str(toy / "run"), "stages=[prepare,generate]"]
+    assert runner.invoke(app, args).exit_code == 0
+    data = toy / "run" / "data"
+    (data / "instruct.generate.json").unlink()
+    manifest = json.loads((toy / "run" / "manifest.json").read_text())
+    manifest["stages"]["generate"]["status"] = "interrupted"
+    (toy / "run" / "manifest.json").write_text(json.dumps(manifest))
+    before = (data / "instruct.jsonl").read_bytes()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (data / "instruct.jsonl").read_bytes() == before and (data / "instruct.generate.json").is_file()
