@@ -23,7 +23,8 @@ from llava_adapt.model.modules import part_of
 from llava_adapt.model.tiny import build_tiny_model
 
 RECIPE = "general"
-pytestmark = pytest.mark.integration
+# A hang guard, not a timing check: a whole recipe on a busy 2-core machine can take 10x its idle time.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 
 def _command(run_dir: Path) -> list[str]:

@@ -15,7 +15,8 @@ from peft import PeftConfig, PeftModel
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, LlavaNextForConditionalGeneration
 
-pytestmark = pytest.mark.integration
+# A hang guard, not a timing check: a whole recipe on a busy 2-core machine can take 10x its idle time.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 
 def test_tiny_llava_next_runs_the_curriculum_and_loads_with_stock_classes(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ def test_the_ablation_trains_the_same_stage_2_from_the_pre_align_model(compared:
     assert adapter["base_model_name_or_path"] == str((run_dir / "instruct" / "base").resolve())
     assert (ablation / "checkpoints" / "checkpoint-4").is_dir() and (ablation / "log_history.json").is_file()
     assert instruct.without_align_model(RunLayout(run_dir)) == ablation
-    assert RunLayout(run_dir).instruct_without_align_dir.is_relative_to(*RunLayout(run_dir).owned_by("instruct"))
+    owned = RunLayout(run_dir).owned_by("instruct")
+    assert any(RunLayout(run_dir).instruct_without_align_dir.is_relative_to(path) for path in owned)
 
 
 def test_a_resumed_ablation_does_not_redo_the_main_training(
