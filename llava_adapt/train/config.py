@@ -44,7 +44,7 @@ class TrainerSettings(BaseModel):
     pad_to_multiple_of: int | None = Field(8, ge=1)  # on a GPU: padded length rounded up (tensor cores); None = off
     padding_free: bool = True  # with flash_attention_2/3: each batch one row without padding; other attention: off
     liger_kernel: bool = True  # on a CUDA GPU with liger-kernel installed: its RMSNorm / SwiGLU / RoPE kernels
-    dataset_num_proc: int | None = Field(None, ge=1)  # tokenizing processes; None = one per 5,000 samples, <= cores
+    dataset_num_proc: int | None = Field(None, ge=1)  # tokenizing processes; None = 1 per 5,000 samples, <= cores, 16
 
 
 class AlignConfig(TrainerSettings):

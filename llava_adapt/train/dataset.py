@@ -44,6 +44,7 @@ RAW_FEATURES = Features(
 # What tokenizing adds per row before the dropped rows are filtered out: the drop reason ("" = kept), truncation.
 TOKENIZED_FEATURES = Features({**FEATURES, "drop": Value("string"), "truncated": Value("bool")})
 SAMPLES_PER_PROCESS = 5_000  # a smaller set is tokenized in one process (starting workers costs seconds)
+MAX_PROCESSES = 16  # each holds its own tokenizer and chat template renderer
 BATCH = 1_000  # rows per tokenizing batch and per Arrow write
 
 
@@ -118,9 +119,10 @@ def _stats(tokenized: Dataset) -> DatasetStats:
 
 
 def default_num_proc(n_samples: int) -> int:
-    """Tokenizing processes for `n_samples`: one per `SAMPLES_PER_PROCESS` samples, at most one per CPU core."""
+    """Tokenizing processes for `n_samples`: one per `SAMPLES_PER_PROCESS` samples, at most one per CPU core and
+    `MAX_PROCESSES`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, n_samples // SAMPLES_PER_PROCESS))
+    return max(1, min(cores, MAX_PROCESSES, n_samples // SAMPLES_PER_PROCESS))
 
 
 def tokenize_samples(

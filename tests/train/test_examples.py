@@ -93,6 +93,25 @@ def test_drops_are_counted_and_too_many_stop_the_stage(tiny, tmp_path: Path) -> 
     assert info.value.stats.dropped == {IMAGE_CUT: 9, IMAGE_MISSING: 1}
 
 
+def test_tokenizing_in_two_processes_gives_the_same_rows_and_counts(tiny, tmp_path: Path) -> None:
+    _, processor = tiny
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 64)).save(image)
+    captions = [TrainingSample(f"c{i}", str(image), caption="A red circle. " * (i % 4 + 1)) for i in range(6)]
+    chats = [TrainingSample(f"m{i}", str(image), messages=MESSAGES[: 2 + 2 * (i % 2)]) for i in range(6)]
+    gone = [TrainingSample("gone", str(tmp_path / "missing.png"), messages=MESSAGES)]
+    samples = captions + gone + chats
+    tokenizer = SampleTokenizer(processor)
+    one, one_stats = tokenize_samples(samples, tokenizer, 0.2, tmp_path / "one", num_proc=1)
+    two, two_stats = tokenize_samples(lambda: iter(samples), tokenizer, 0.2, tmp_path / "two", num_proc=2)
+    assert one.to_list() == two.to_list()
+    assert one_stats == two_stats and two_stats.kept == 12 and two_stats.dropped == {IMAGE_MISSING: 1}
+    expected = [tokenizer(s) for s in captions + chats]
+    assert [row["input_ids"] for row in two] == [t.input_ids for t in expected]
+    assert [row["labels"] for row in two] == [t.labels for t in expected]
+    assert not list(tmp_path.glob(".tokenize.*"))  # working files removed
+
+
 def test_collator_pads_right_and_masks_padding(tiny, tmp_path: Path) -> None:
     _, processor = tiny
     image = tmp_path / "a.png"
