@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
 from pathlib import Path
 
@@ -130,7 +131,11 @@ def load_weights(folder: Path) -> dict[str, torch.Tensor]:
         raise ConversionError(f"{folder} has no *.safetensors and no pytorch_model*.bin weights")
     state = {}
     for file in files:
-        state.update(torch.load(file, map_location="cpu", weights_only=True))
+        try:
+            state.update(torch.load(file, map_location="cpu", weights_only=True))
+        except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: say so in one line
+            first = str(exc).strip().splitlines()[0]
+            raise ConversionError(f"{file} holds more than tensors and is not loaded ({first})") from None
     return state
 
 

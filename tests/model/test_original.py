@@ -153,3 +153,16 @@ def test_released_projector_file_reads_as_llava_hf_projector(tmp_path: Path) -> 
     assert torch.equal(weights["linear_1.weight"], original["model.mm_projector.0.weight"])
     assert torch.equal(weights["linear_2.bias"], original["model.mm_projector.2.bias"])
     assert load_projector(str(tmp_path)).keys() == weights.keys()  # a folder holding mm_projector.bin
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_bin_file_carrying_code_is_refused_in_one_line(tower: Path, real_tokenizers: dict, tmp_path: Path) -> None:
+    checkpoint = write_original(tmp_path / "orig", "llama", real_tokenizers["llama-spm"], tower, weights="bin")
+    torch.save({"model.embed_tokens.weight": torch.zeros(1), "x": _Payload()}, checkpoint / "pytorch_model.bin")
+    result = CliRunner().invoke(app, ["convert", str(checkpoint), "--out", str(tmp_path / "hf")])
+    assert result.exit_code != 0 and "holds more than tensors" in result.output
+    assert "this must never run" not in result.output and "Traceback" not in result.output
