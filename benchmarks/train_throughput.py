@@ -12,7 +12,10 @@ lengths and number of steps; figures are taken over steps 2..N (the first step's
   (`DataCollatorForVisionLanguageModeling`: chat template, tokenization and image processing per batch), configured
   as TRL's docs show (`max_length=None`, `assistant_only_loss=True`). Two settings differ from TRL's defaults so that
   both do the same work: fp32 (`bf16=False`; TRL defaults to bf16) and no activation checkpointing (TRL defaults to
-  it; llava-adapt's default is off). Both start from the same `align/` model.
+  it; llava-adapt's default is off). Both start from the same `align/` model. After training, both models are
+  scored the same way (`eval_loss`: the loss per answer token over the first 16 samples, evaluation mode) to show
+  the same work was done; a third row trains llava-adapt's stage without cached features (the same batches as the
+  first, so the same losses), to show what they contribute.
 - `align`: llava-adapt's stage with `cache_vision_features` on and off; the one-off cost of filling the cache is
   reported beside it (`cache_fill_s`).
 - `prepare`: building a stage's training set (`llava_adapt.train.dataset.tokenize_samples` over a conversation file:
@@ -45,6 +48,7 @@ SIZES = {
 }
 LORA = {"r": 128, "alpha": 256, "dropout": 0.05}  # LLaVA-1.5's LoRA
 LEARNING_RATE = 2e-4
+EVAL_SAMPLES = 16  # the first samples of the conversation file, scored after training by both instruct paths
 # What the language model's LoRA targets are in TRL's stock run: the same layers llava-adapt's module table picks.
 LORA_TARGETS = r"model\.language_model\..*\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)"
 
@@ -105,17 +109,22 @@ def _align(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _instruct_llava_adapt(spec: dict[str, Any]) -> dict[str, Any]:
-    from training_setup import StepClock, context, peak_rss_mb, steady_figures
+    from training_setup import StepClock, context, eval_loss, peak_rss_mb, steady_figures
 
+    from llava_adapt.model.load import load_trained
     from llava_adapt.stages import instruct
 
-    ctx = context(_recipe(spec, Path(spec["run_dir"])), "instruct")
+    ctx = context(_recipe(spec, Path(spec["run_dir"]), spec.get("cached", True)), "instruct")
     clock = StepClock()
     instruct.run(ctx)
     log_history = json.loads((ctx.layout.instruct_dir / "log_history.json").read_text())
     figures = steady_figures(clock, log_history, SIZES[spec["size"]]["batch_size"])
-    return {**figures, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "vision_feature_cache": ctx.info.get("vision_feature_cache")}  # fmt: skip
+    figures.update(peak_rss_mb=round(peak_rss_mb(), 1), vision_feature_cache=ctx.info.get("vision_feature_cache"))
+    if spec.get("eval", True):
+        model, processor = load_trained(ctx.layout.instruct_dir)  # the adapter merged into its base
+        samples = list(instruct.conversation_samples(ctx.layout.instruct_data, ctx.layout.images_dir))
+        figures["eval_loss"] = eval_loss(model, processor, samples[:EVAL_SAMPLES])
+    return figures
 
 
 def _same_work(trainer, dataset, samples, processor, n: int = 8) -> dict[str, Any]:
@@ -137,7 +146,7 @@ def _instruct_trl_stock(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
     from datasets import Dataset, Image, Sequence
     from peft import LoraConfig
-    from training_setup import StepClock, context, peak_rss_mb, steady_figures
+    from training_setup import StepClock, context, eval_loss, peak_rss_mb, steady_figures
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import SFTConfig, SFTTrainer
 
@@ -170,7 +179,9 @@ def _instruct_trl_stock(spec: dict[str, Any]) -> dict[str, Any]:
     clock = StepClock()
     trainer.train()
     figures = steady_figures(clock, trainer.state.log_history, shape["batch_size"])
-    return {**figures, "peak_rss_mb": round(peak_rss_mb(), 1), "same_work": same}
+    rss = round(peak_rss_mb(), 1)
+    return {**figures, "eval_loss": eval_loss(trainer.model, processor, samples[:EVAL_SAMPLES]), "peak_rss_mb": rss,
+            "same_work": same}  # fmt: skip
 
 
 def _memory_sampler() -> tuple[threading.Event, dict[str, float]]:
@@ -221,7 +232,7 @@ def _prepare(spec: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     stop.set()
     return {"records": n, "kept": stats.kept, "seconds": round(seconds, 2), "records_per_s": round(n / seconds, 1),
-            "peak_rss_mb": round(peak["mb"], 1), "peak_rss_mb_incl_mapped_files": round(peak_rss_mb(), 1)}  # fmt: skip
+            "peak_rss_mb": round(peak["mb"], 1), "main_process_peak_rss_mb": round(peak_rss_mb(), 1)}  # fmt: skip
 
 
 WORKERS = {"align": _align, "instruct_llava_adapt": _instruct_llava_adapt, "instruct_trl_stock": _instruct_trl_stock,
@@ -276,6 +287,10 @@ def measure_size(size: str, work: Path, log: Path, prepare_records: list[int]) -
     print(f"[{size}] instruct: llava-adapt ...", flush=True)
     ours = _run_worker({**base, "kind": "instruct_llava_adapt", "run_dir": str(runs["cached"]),
                         "work": str(work / "w_instruct")}, log)  # fmt: skip
+    print(f"[{size}] instruct: llava-adapt without cached features ...", flush=True)
+    ours_computed = _run_worker({**base, "kind": "instruct_llava_adapt", "cached": False, "eval": False,
+                                 "run_dir": str(runs["uncached"]), "work": str(work / "w_instruct_uncached")},
+                                log)  # fmt: skip
     prepared = {}
     for n in prepare_records:
         print(f"[{size}] prepare {n} records ...", flush=True)
@@ -283,7 +298,13 @@ def measure_size(size: str, work: Path, log: Path, prepare_records: list[int]) -
                                    "work": str(work / f"w_prepare_{n}")}, log)  # fmt: skip
     small, large = min(prepared), max(prepared)
     return {
-        "instruct": {"llava_adapt": ours, "trl_stock": trl, "speedup": _ratio(ours, trl)},
+        "instruct": {
+            "llava_adapt": ours,
+            "trl_stock": trl,
+            "speedup": _ratio(ours, trl),
+            "llava_adapt_computed_features": ours_computed,
+            "speedup_computed_features": _ratio(ours_computed, trl),
+        },  # fmt: skip
         "align": {"cached": cached, "uncached": uncached, "speedup": _ratio(cached, uncached)},
         "prepare": {
             "records": large,
@@ -296,14 +317,17 @@ def measure_size(size: str, work: Path, log: Path, prepare_records: list[int]) -
 
 
 def _table(results: dict[str, Any]) -> str:
-    rows = [f"{'size':<10}{'measurement':<28}{'samples/s':>10}{'tokens/s':>10}{'peak RSS MB':>12}{'final loss':>11}"]
+    rows = [f"{'size':<10}{'measurement':<40}{'samples/s':>10}{'tokens/s':>10}{'peak RSS MB':>12}"
+            f"{'final loss':>11}{'eval loss':>10}"]  # fmt: skip
     for size, r in results["sizes"].items():
         for name, fig in (("instruct llava-adapt", r["instruct"]["llava_adapt"]),
+                          ("instruct llava-adapt, computed features", r["instruct"]["llava_adapt_computed_features"]),
                           ("instruct TRL stock", r["instruct"]["trl_stock"]),
                           ("align cached features", r["align"]["cached"]),
                           ("align computed features", r["align"]["uncached"])):  # fmt: skip
-            rows.append(f"{size:<10}{name:<28}{fig['samples_per_s']:>10.2f}{fig['tokens_per_s']:>10.0f}"
-                        f"{fig['peak_rss_mb']:>12.0f}{fig['final_loss']:>11.3f}")  # fmt: skip
+            evaluated = f"{fig['eval_loss']:>10.3f}" if "eval_loss" in fig else f"{'':>10}"
+            rows.append(f"{size:<10}{name:<40}{fig['samples_per_s']:>10.2f}{fig['tokens_per_s']:>10.0f}"
+                        f"{fig['peak_rss_mb']:>12.0f}{fig['final_loss']:>11.3f}{evaluated}")  # fmt: skip
         rows.append(f"{size:<10}instruct speed-up {r['instruct']['speedup']}x, align speed-up {r['align']['speedup']}x"
                     f" (cache fill {r['align']['cached']['cache_fill_s']} s for {r['align']['cached']['cache_images']}"
                     " images)")  # fmt: skip

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from trl import SFTTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the published configs live in tests/
@@ -30,6 +31,9 @@ from llava_adapt.recipe.schema import Recipe  # noqa: E402
 from llava_adapt.run.layout import RunLayout  # noqa: E402
 from llava_adapt.stages import prepare  # noqa: E402
 from llava_adapt.stages.context import StageContext  # noqa: E402
+from llava_adapt.train.collator import LlavaCollator  # noqa: E402
+from llava_adapt.train.examples import SampleTokenizer  # noqa: E402
+from llava_adapt.train.formats import TrainingSample  # noqa: E402
 from tests.model.real_components import (  # noqa: E402
     CLIP_VIT_L_336,
     VICUNA_7B,
@@ -140,3 +144,22 @@ def steady_figures(clock: StepClock, log_history: list[dict], batch_size: int) -
         "final_loss": round(steps[-1]["loss"], 4),
         "loss_curve": [round(entry["loss"], 4) for entry in steps],
     }
+
+
+@torch.no_grad()
+def eval_loss(model, processor, samples: list[TrainingSample], batch_size: int = 8) -> float:
+    """The loss per labelled token over `samples`, in evaluation mode (no dropout), the images computed by the
+    vision tower: the same measure for any trained model, whatever its batches were during training."""
+    tokenizer, collate = SampleTokenizer(processor), LlavaCollator(processor)
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(samples), batch_size):
+        rows = []
+        for sample in samples[start : start + batch_size]:
+            tokenized = tokenizer(sample)
+            rows.append({"input_ids": tokenized.input_ids, "labels": tokenized.labels, "image_path": sample.image})
+        batch = collate(rows)
+        tokens = int((batch["labels"][:, 1:] != -100).sum())
+        total += model(**batch).loss.item() * tokens
+        count += tokens
+    return round(total / count, 4)
