@@ -18,7 +18,7 @@ Prompt folder layout (one folder per instruction type, in the shape LLaVA used):
         000_response.txt     # few-shot reference answer
         001_context.txt
         001_response.txt
-        format.json          # optional: how responses are parsed (see llava_adapt.generate.prompts)
+        format.json          # optional: how responses are parsed (see llava_adapt.prompt_folder)
       detailed_description/ ...
 
 A plugin package exposes one `Domain` object through the entry-point group `llava_adapt.domains`::
@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
 from llava_adapt.errors import InputError
+from llava_adapt.prompt_folder import prompt_folder_problems
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 PATIENT_IMAGES = "patient_images"  # `Domain.extras` key: patterns of image paths derived from patient data
@@ -324,7 +325,7 @@ def check_domain(obj: object, plugin: str) -> Domain:
         if unknown:
             problems.append(f"prompt_context_fields names prompt types that have no folder: {unknown}")
         if not problems:
-            problems += _prompt_file_problems(prompts_dir, [p.name for p in types])
+            problems += prompt_folder_problems(prompts_dir, [p.name for p in types])
     for pattern in obj.leak_patterns:
         try:
             re.compile(pattern)
@@ -334,25 +335,3 @@ def check_domain(obj: object, plugin: str) -> Domain:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise DomainContractError(f"domain plugin {plugin} does not satisfy the Domain contract:\n{listing}")
     return obj
-
-
-def _prompt_file_problems(prompts_dir: Path, types: list[str]) -> list[str]:
-    """Load each prompt type the way the generator will, so a malformed file fails at registration."""
-    from llava_adapt.generate.prompts import PromptError, load_leak_file, load_prompt_type  # avoids an import cycle
-
-    problems = []
-    for name in types:
-        try:
-            load_prompt_type(prompts_dir, name)
-        except PromptError as exc:
-            problems.append(str(exc))
-    try:
-        patterns = load_leak_file(prompts_dir)
-    except PromptError as exc:
-        return [*problems, str(exc)]
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            problems.append(f"leak_patterns.txt: {pattern!r} is not a valid regular expression ({exc})")
-    return problems

@@ -139,11 +139,11 @@ def plan(
     6h + 2kv + 4i values a token, only its input with checkpointing; logits V x (a + 8) bytes a token; the vision
     tower's tokens per image). `llava_adapt/plan/memory.py` documents every term.
     """
-    from llava_adapt.generate.prompts import PromptError
     from llava_adapt.plan.build import build_plan
     from llava_adapt.plan.distributed import resolve_distributed
     from llava_adapt.plan.errors import PlanError
     from llava_adapt.plan.render import print_plan
+    from llava_adapt.prompt_folder import PromptError
 
     try:
         loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)

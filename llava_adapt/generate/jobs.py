@@ -17,7 +17,7 @@ from typing import Any
 from llava_adapt.data.records import CaptionRecord
 from llava_adapt.domain import Domain
 from llava_adapt.generate.config import GenerateConfig
-from llava_adapt.generate.prompts import PromptType
+from llava_adapt.prompt_folder import PromptType
 
 
 @dataclass(frozen=True)

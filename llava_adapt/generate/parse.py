@@ -18,7 +18,7 @@ from typing import Any
 
 from llava_adapt.data.records import GPT, HUMAN
 from llava_adapt.generate.filters import TextFilter
-from llava_adapt.generate.prompts import PromptType
+from llava_adapt.prompt_folder import PromptType
 
 IMAGE_TOKEN = "<image>"
 SEPARATOR = re.compile(r"^\s*={3,}\s*$", re.MULTILINE)

@@ -17,8 +17,8 @@ from llava_adapt.generate.filters import TextFilter, leak_filter, refusal_filter
 from llava_adapt.generate.jobs import Job
 from llava_adapt.generate.output import ResultWriter
 from llava_adapt.generate.parse import Rejected, check_turns, finish_turns, response_text, response_turns
-from llava_adapt.generate.prompts import PromptType, load_leak_file
 from llava_adapt.generate.report import GenerateReport
+from llava_adapt.prompt_folder import PromptType, load_leak_file
 
 
 class Postprocessor:

@@ -25,9 +25,10 @@ from llava_adapt.generate.output import ResultWriter
 from llava_adapt.generate.postprocess import Postprocessor
 from llava_adapt.generate.pricing import find_price
 from llava_adapt.generate.progress import GenerateProgress
-from llava_adapt.generate.prompts import PromptType, load_prompt_type, select_prompt_types
+from llava_adapt.generate.prompts import select_prompt_types
 from llava_adapt.generate.report import GenerateReport
 from llava_adapt.generate.transport import Transport, make_client
+from llava_adapt.prompt_folder import PromptType, load_prompt_type
 
 log = logging.getLogger("llava_adapt.generate")
 

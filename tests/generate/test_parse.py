@@ -8,7 +8,7 @@ import pytest
 
 from llava_adapt.generate.filters import leak_filter, refusal_filter
 from llava_adapt.generate.parse import Rejected, response_turns
-from llava_adapt.generate.prompts import PromptType
+from llava_adapt.prompt_folder import PromptType
 
 QA = PromptType("conversation", "sys", (), min_pairs=2)
 DIALOGUE = PromptType("conversation", "sys", (), human="User", gpt="Assistant", min_pairs=1)

@@ -13,9 +13,9 @@ from transformers import Trainer, TrainingArguments
 
 from llava_adapt.data.records import CaptionRecord
 from llava_adapt.generate.config import GenerateConfig
-from llava_adapt.generate.prompts import load_prompt_type
 from llava_adapt.plan.records import RecordCount, conversation_records, training_steps
 from llava_adapt.plan.teacher import plan_teacher
+from llava_adapt.prompt_folder import load_prompt_type
 from llava_adapt.recipe.loader import load_recipe
 from llava_adapt.registry import registry
 from llava_adapt.run.layout import RunLayout
