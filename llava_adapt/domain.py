@@ -42,10 +42,18 @@ from pydantic import BaseModel, ConfigDict
 
 from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
 from llava_adapt.errors import InputError
+from llava_adapt.evaluate.metric_spec import MetricSpec
 from llava_adapt.prompt_folder import prompt_folder_problems
+from llava_adapt.suggest import did_you_mean
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-PATIENT_IMAGES = "patient_images"  # `Domain.extras` key: patterns of image paths derived from patient data
+# `Domain.extras`: the keys the core reads (each a sequence of strings); any other key is a contract error.
+HUB_DATASETS = "hub_datasets"  # Hub ids of the domain's training data, listed on model cards
+PATIENT_IMAGES = "patient_images"  # patterns of image paths derived from patient data
+EXTRAS = {
+    HUB_DATASETS: "Hub dataset ids of the domain's training data (model cards list them)",
+    PATIENT_IMAGES: "path patterns, relative to the run's data/images/, of images derived from patient data",
+}
 
 
 class NoArgs(BaseModel):
@@ -91,12 +99,15 @@ class Source:
             `n_images`; a record file has so many rows); `None`, or no function, when only `prepare` can tell.
             Records that turn out unusable are still skipped and counted, so the real number can be lower.
             `llava-adapt recipe plan` reads it.
+        version (`str`, *optional*): bump when the records the source yields change (a parser fix); reruns
+            `prepare` and everything after it in runs that use this source. `None` = the domain's `version`.
     """
 
     description: str
     load: RecordLoader
     args: type[BaseModel] = NoArgs
     count: RecordCounter | None = None
+    version: str | None = None
 
 
 JudgeMessages = Callable[[VQAItem, str], "list[dict[str, str]]"]
@@ -116,11 +127,14 @@ class Judge:
         score (`Callable[[items, replies], dict[str, float]]`): aggregates the judge's replies (same order as
             the items; `None` where the request failed for good) into metrics, counting replies it cannot parse.
         description (`str`, defaults to `""`): one line, e.g. how the score is aggregated.
+        metric_specs (`Mapping[str, MetricSpec]`, defaults to `{}`): what each metric of `score` means, by name or
+            `*` pattern (`llava_adapt.evaluate.metric_spec`); its primary, if any, is the benchmark's primary.
     """
 
     messages: JudgeMessages
     score: JudgeScore
     description: str = ""
+    metric_specs: Mapping[str, MetricSpec] = field(default_factory=dict)
 
 
 AskFn = Callable[[Sequence["list[dict[str, str]]"]], "list[str | None]"]
@@ -143,11 +157,14 @@ class Ensemble:
         run (`Callable[[kind, items, answers, ask], tuple[list[str], dict[str, float]]]`): the final answers (same
             order as the items) and counts that describe the run (e.g. `n_requeried`).
         description (`str`, defaults to `""`): one line.
+        metric_specs (`Mapping[str, MetricSpec]`, defaults to `{}`): what the counts `run` returns mean (the
+            final answers' scores are the benchmark's own metrics).
     """
 
     kinds: tuple[str, ...]
     run: EnsembleFn
     description: str = ""
+    metric_specs: Mapping[str, MetricSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,13 @@ class Benchmark:
             the recipe sets `evaluate.ensemble` (with `evaluate.judge` as the client).
         notes (`Callable[[items], list[str]]`, *optional*): plain-language caveats about the loaded question set
             (e.g. answer types guessed by a rule), written to `metrics.json` (`notes`) and shown in the report.
+        metric_specs (`Mapping[str, MetricSpec]`, defaults to `{}`): what each metric of `metrics` means, by name or
+            `*` pattern: which are scores (the only ones the model card's `model-index` publishes), baselines,
+            counts or diagnostics, which score is primary (`llava_adapt.evaluate.metric_spec`). An undeclared
+            metric is shown as a diagnostic and never published as a score.
+        version (`str`, *optional*): bump when the benchmark's items, prompt, metrics, judge or ensemble change
+            (a metric fix); reruns only `evaluate` (and `finetune`, in runs that fine-tune on this benchmark's
+            train split). `None` = the domain's `version`.
     """
 
     description: str
@@ -185,6 +209,8 @@ class Benchmark:
     correct: Callable[[VQAItem, str], bool] | None = None
     ensemble: Ensemble | None = None
     notes: NotesFn | None = None
+    metric_specs: Mapping[str, MetricSpec] = field(default_factory=dict)
+    version: str | None = None
 
 
 ContextBuilder = Callable[[CaptionRecord], str]
@@ -212,11 +238,20 @@ class Domain:
             (LLaVA turns) for a record and prompt type without any network; used by the `tiny` presets.
         leak_patterns (`tuple[str, ...]`, defaults to `()`): regular expressions; a generated answer that matches
             one (e.g. "the caption says") betrays that the teacher did not see the image and is rejected.
-        version (`str`, defaults to `"1"`): bump when prompts, sources or metrics change their output.
-        extras (`Mapping[str, Any]`, defaults to `{}`): optional facts for the core, by key: `"hub_datasets"` (Hub
-            ids of the domain's training data, for model cards) and `PATIENT_IMAGES` (path patterns, relative to
-            the run's `data/images/`, of images a source derived from patient data, e.g. converted DICOM: dataset
-            publishing embeds them only when the user states they are de-identified).
+        version (`str`, defaults to `"1"`): the version of the domain's code and the default of its parts'
+            versions. Bumping it reruns `prepare` (unless the recipe's source has its own `Source.version`),
+            `generate` (`build_context`, `offline_generator`, the allow-lists, `leak_patterns`), and everything
+            after them; to rerun less, bump the version of the part that changed: `Source.version` (prepare
+            onward) or `Benchmark.version` (evaluate only). Prompt files need no version: `generate` hashes the
+            prompt folders it uses, so editing one reruns `generate` onward.
+        extras (`Mapping[str, Sequence[str]]`, defaults to `{}`): optional facts for the core, by key (constants
+            in this module, listed in `EXTRAS`; `check_domain` refuses any other key and any value that is not a
+            list or tuple of strings): `HUB_DATASETS` (`"hub_datasets"`: Hub ids of the domain's training data,
+            which `publish` lists on the model card) and `PATIENT_IMAGES` (`"patient_images"`: `fnmatch` patterns,
+            relative to the run's `data/images/`, of images a source derived from patient data, e.g. converted
+            DICOM: dataset publishing embeds them only when the user states they are de-identified).
+        card_notices (`tuple[str, ...]`, defaults to `()`): paragraphs (Markdown) every model card of this domain
+            shows under its title, e.g. that a medical model is not a medical device.
     """
 
     name: str
@@ -230,7 +265,8 @@ class Domain:
     prompt_context_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     leak_patterns: tuple[str, ...] = ()
     version: str = "1"
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    card_notices: tuple[str, ...] = ()
 
     def prompt_types(self) -> list[str]:
         """The instruction types this domain has prompts for (sub-folders of `prompts_dir`)."""
@@ -297,6 +333,11 @@ def check_domain(obj: object, plugin: str) -> Domain:
                             "callable run")  # fmt: skip
         elif bench.notes is not None and not callable(bench.notes):
             problems.append(f"benchmarks[{key!r}].notes must be callable (items) -> list[str]")
+        else:
+            problems += _spec_problems(f"benchmarks[{key!r}]", bench)
+    if isinstance(obj.card_notices, str) or not all(isinstance(n, str) and n for n in obj.card_notices):
+        problems.append("card_notices must be a tuple of non-empty strings")
+    problems += _extras_problems(obj.extras)
     for prompt_type, fields in dict(obj.prompt_context_fields).items():
         extra = sorted(set(fields) - set(obj.context_fields))
         if extra:
@@ -335,3 +376,34 @@ def check_domain(obj: object, plugin: str) -> Domain:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise DomainContractError(f"domain plugin {plugin} does not satisfy the Domain contract:\n{listing}")
     return obj
+
+
+def _extras_problems(extras: Mapping[str, Any]) -> list[str]:
+    """Unknown `Domain.extras` keys (a misspelt key would be silently ignored) and values that are not strings."""
+    problems = []
+    for key, value in dict(extras).items():
+        if key not in EXTRAS:
+            known = ", ".join(f"{k!r} ({what})" for k, what in EXTRAS.items())
+            problems.append(f"extras has the unknown key {key!r}.{did_you_mean(str(key), EXTRAS)} Known keys: {known}")
+        elif not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            problems.append(f"extras[{key!r}] must be a list or tuple of strings, got {value!r}")
+    return problems
+
+
+def _spec_problems(where: str, bench: Benchmark) -> list[str]:
+    """What is wrong with the metric declarations of a benchmark, its judge and its ensemble."""
+    problems = []
+    for part, owner in ((bench, where), (bench.judge, f"{where}.judge"), (bench.ensemble, f"{where}.ensemble")):
+        if part is None:
+            continue
+        specs = part.metric_specs
+        if not isinstance(specs, Mapping):
+            problems.append(f"{owner}.metric_specs must be a mapping of names to MetricSpec")
+            continue
+        wrong = sorted(str(k) for k, v in specs.items() if not (isinstance(k, str) and isinstance(v, MetricSpec)))
+        if wrong:
+            problems.append(f"{owner}.metric_specs[{wrong[0]!r}] is not a llava_adapt.evaluate.metric_spec.MetricSpec")
+        primaries = sorted(k for k, v in specs.items() if isinstance(v, MetricSpec) and v.primary)
+        if len(primaries) > 1:
+            problems.append(f"{owner}.metric_specs declares {len(primaries)} primary metrics {primaries}; keep one")
+    return problems

@@ -22,6 +22,7 @@ default 1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -185,3 +186,27 @@ def prompt_folder_problems(prompts_dir: str | Path, types: list[str]) -> list[st
         except re.error as exc:
             problems.append(f"{LEAK_FILE}: {pattern!r} is not a valid regular expression ({exc})")
     return problems
+
+
+def prompt_folder_hash(prompts_dir: str | Path, types: list[str]) -> str:
+    """A content hash of the prompt types `types` (every file in their folders) and the leak file: it changes when
+    any of them is edited, added or removed, so the prompts need no version of their own.
+
+    Args:
+        prompts_dir (`str | Path`): a domain's prompts folder.
+        types (`list[str]`): the prompt types (sub-folders) to cover.
+
+    Returns:
+        A SHA-256 hex digest.
+    """
+    root = Path(prompts_dir)
+    files = [root / LEAK_FILE] if (root / LEAK_FILE).is_file() else []
+    for name in sorted(set(types)):
+        files += sorted(p for p in (root / name).rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        relative = path.relative_to(root).as_posix().encode()
+        digest.update(len(relative).to_bytes(8, "big") + relative)
+        content = path.read_bytes()
+        digest.update(len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()

@@ -20,6 +20,7 @@ import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from llava_adapt.hub.run_info import RunInfo, is_count
+from llava_adapt.run.stage_table import STAGE_ORDER
 from llava_adapt.train.config import LoraSettings
 
 Artefact = Literal["adapter", "full", "merged"]
@@ -34,7 +35,7 @@ DISCLAIMERS: dict[str, tuple[str, str]] = {
     ),
 }
 VERSION_KEYS = ("llava-adapt", "transformers", "peft", "trl", "torch", "huggingface_hub")
-STAGES = ("prepare", "generate", "align", "instruct", "finetune", "evaluate")
+STAGES = tuple(name for name in STAGE_ORDER if name != "publish")  # the stages whose counts the card lists
 # The part of the card's code that is the same for every artefact (kept here, not in the Markdown template, so that
 # Markdown formatters leave the template's placeholders alone).
 USAGE = """

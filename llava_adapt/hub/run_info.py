@@ -28,9 +28,11 @@ from huggingface_hub.utils import validate_repo_id
 from pydantic import ValidationError
 
 from llava_adapt.hub.errors import PublishError
+from llava_adapt.model.carried_base import carried_files
 from llava_adapt.recipe.schema import Recipe
-from llava_adapt.run.layout import RunLayout, final_model_stage
+from llava_adapt.run.layout import RunLayout
 from llava_adapt.run.manifest import COMPLETE, Manifest
+from llava_adapt.run.stage_table import final_model_stage
 
 # Files of the model folder (`instruct/`, `finetune/`, or a merged export) that belong in a published repository.
 PUBLISHED_FILES = (
@@ -220,9 +222,13 @@ class RunInfo:
 
 
 def published_files(folder: Path) -> list[Path]:
-    """The files directly inside `folder` that match `PUBLISHED_FILES`, sorted by name."""
+    """The files directly inside `folder` that match `PUBLISHED_FILES`, sorted by name; for an adapter, not the
+    base model it carries (`llava_adapt.model.carried_base`)."""
+    carried = carried_files(folder)
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in PUBLISHED_FILES)
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p not in carried and any(fnmatch.fnmatch(p.name, pat) for pat in PUBLISHED_FILES)
     )
 
 

@@ -24,11 +24,12 @@ from llava_adapt.plan.records import (
     finetune_records,
     training_steps,
 )
-from llava_adapt.plan.setup import TRAINING_STAGES, training_setup
+from llava_adapt.plan.setup import training_setup
 from llava_adapt.plan.teacher import TOKEN_RULE, TeacherPlan, plan_teacher
 from llava_adapt.recipe.loader import LoadedRecipe
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.layout import RunLayout
+from llava_adapt.run.stage_table import TRAINING_STAGES
 
 
 def _records(count: RecordCount) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from llava_adapt.plan.parameters import ParameterCounts
 from llava_adapt.recipe.schema import Recipe
+from llava_adapt.run.stage_table import TRAINING_STAGES
 from llava_adapt.train.config import LoraSettings, TrainerSettings
-
-TRAINING_STAGES: tuple[str, ...] = ("align", "instruct", "finetune")
 
 
 @dataclass(frozen=True)

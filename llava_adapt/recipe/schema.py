@@ -15,12 +15,11 @@ from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.recipe.errors import KeyedError
+from llava_adapt.run.stage_table import STAGE_ORDER
 from llava_adapt.train.config import AlignConfig, FinetuneConfig, InstructConfig
 from llava_adapt.train.tracking import TrackingConfig
 
-# The curriculum, in the only order its stages can run. A recipe lists a subsequence of it.
-STAGE_ORDER: tuple[str, ...] = ("prepare", "generate", "align", "instruct", "finetune", "evaluate", "publish")
-StageName = Literal["prepare", "generate", "align", "instruct", "finetune", "evaluate", "publish"]
+StageName = Literal[STAGE_ORDER]  # one of the stage table's names
 
 
 class DataConfig(BaseModel):

@@ -1,4 +1,5 @@
-"""Where each stage writes inside a run directory. Every path a stage owns is listed here, nowhere else.
+"""Where each stage writes inside a run directory. Which of these paths a stage owns is in its row of
+`llava_adapt.run.stage_table`.
 
 RUN_DIR/
   manifest.json            per-stage status, config hash, timings, counts, library versions
@@ -27,18 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The stages that train a model, from last to first: the first of them a recipe runs holds its final model.
-MODEL_STAGES: tuple[str, ...] = ("finetune", "instruct", "align")
-
-
-def final_model_stage(stages: Sequence[str]) -> str | None:
-    """The stage whose folder holds a run's final trained model: `finetune`, else `instruct`, else `align`; `None`
-    when the run trains nothing.
-
-    Args:
-        stages (`Sequence[str]`): the recipe's stages.
-    """
-    return next((stage for stage in MODEL_STAGES if stage in stages), None)
+from llava_adapt.run.stage_table import STAGES, TRAINING_STAGES, final_model_stage
 
 
 @dataclass(frozen=True)
@@ -117,8 +107,14 @@ class RunLayout:
         return self.finetune_dir / "without_align"
 
     def stage_dir(self, stage: str) -> Path:
-        """The folder of a training stage (`align`, `instruct` or `finetune`)."""
-        return {"align": self.align_dir, "instruct": self.instruct_dir, "finetune": self.finetune_dir}[stage]
+        """The folder of a training stage (`align`, `instruct` or `finetune`: its `StageSpec.model_dir`).
+
+        Raises:
+            KeyError: `stage` trains nothing.
+        """
+        if stage not in TRAINING_STAGES:
+            raise KeyError(f"{stage!r} trains nothing; the training stages are {list(TRAINING_STAGES)}")
+        return getattr(self, STAGES[stage].model_dir)
 
     def final_model_dir(self, stages: Sequence[str]) -> Path | None:
         """The folder that holds the run's final trained model (see `final_model_stage`), or `None`.
@@ -140,18 +136,8 @@ class RunLayout:
         """A stage's TensorBoard sub-run (`tracking.report_to: [tensorboard]`, see `llava_adapt.train.tracking`)."""
         return self.root / "tensorboard" / stage
 
-    def tensorboard_dirs(self, stage: str) -> list[Path]:
-        """A training stage's TensorBoard sub-runs: its own and its "no stage 1" ablation's."""
-        return [self.tensorboard_dir(stage), self.tensorboard_dir(f"{stage}_without_align")]
-
     def owned_by(self, stage: str) -> list[Path]:
-        """The paths a stage writes; they are removed before the stage is redone from scratch."""
-        return {
-            "prepare": [self.captions, self.images_dir],
-            "generate": [self.instruct_data, self.instruct_rejects, self.instruct_sidecar],
-            "align": [self.align_dir, self.tensorboard_dir("align")],
-            "instruct": [self.instruct_dir, *self.tensorboard_dirs("instruct")],
-            "finetune": [self.finetune_dir, *self.tensorboard_dirs("finetune")],
-            "evaluate": [self.eval_dir, self.tensorboard_dir("evaluate")],
-            "publish": [],
-        }[stage]
+        """The paths a stage writes (its `StageSpec.owns` and TensorBoard sub-runs); they are removed before the stage
+        is redone from scratch."""
+        spec = STAGES[stage]
+        return [getattr(self, name) for name in spec.owns] + [self.tensorboard_dir(run) for run in spec.tensorboard]

@@ -1,8 +1,9 @@
 """Run a recipe's stages over one run directory, skipping what is already done.
 
 Rules:
-- each stage's config hash covers its own recipe sections *and* the hashes of the stages before it, so changing
-  a stage's config reruns it and everything after it;
+- each stage's config hash covers its own recipe sections, the parts of the domain it reads (their versions, the
+  prompt files; `llava_adapt.run.domain_versions`) *and* the hashes of the stages before it, so changing a stage's
+  config reruns it and everything after it;
 - a stage whose last attempt completed with the same hash is skipped;
 - a stage whose last attempt was interrupted (killed, Ctrl-C, crashed) with the same hash is resumed: it keeps what
   it wrote (e.g. trainer checkpoints) and is told `ctx.resume = True`;
@@ -31,15 +32,16 @@ from filelock import FileLock, Timeout
 from llava_adapt.domain import Domain
 from llava_adapt.errors import LlavaAdaptError, add_note
 from llava_adapt.recipe.loader import LoadedRecipe, config_hash
-from llava_adapt.recipe.schema import STAGE_ORDER, Recipe
+from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.atomic import remove_debris, share_modes, write_text
+from llava_adapt.run.domain_versions import domain_sections
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.run.manifest import COMPLETE, FAILED, INTERRUPTED, Manifest
-from llava_adapt.stages import STAGES, StageContext, load_stage
+from llava_adapt.run.stage_table import STAGE_ORDER, STAGES, TRAINING_STAGES
+from llava_adapt.stages import StageContext, load_stage
 from llava_adapt.suggest import did_you_mean
 
 StageFn = Callable[[StageContext], None]
-TRAINING_STAGES = ("align", "instruct", "finetune")
 log = logging.getLogger("llava_adapt")
 
 
@@ -78,12 +80,11 @@ class PlannedStage:
 
 def stage_hashes(recipe: Recipe, domain: Domain) -> dict[str, str]:
     """Chained config hash of each stage in the recipe (see module docstring)."""
-    dump = recipe.model_dump(mode="json")
-    dump["domain"] = {"name": domain.name, "version": domain.version}
+    dump = recipe.model_dump(mode="json") | domain_sections(recipe, domain)
     hashes: dict[str, str] = {}
     previous = ""
     for name in recipe.stages:
-        sections = {key: dump[key] for key in STAGES[name][1]}
+        sections = {key: dump[key] for key in STAGES[name].sections}
         previous = config_hash({"stage": name, "sections": sections, "upstream": previous})
         hashes[name] = previous
     return hashes

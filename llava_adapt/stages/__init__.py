@@ -8,25 +8,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from llava_adapt.run.stage_table import STAGES
 from llava_adapt.stages.context import StageContext
-
-# stage name -> (module implementing it, recipe sections its config hash covers)
-STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "prepare": ("llava_adapt.stages.prepare", ("domain", "seed", "data")),
-    "generate": ("llava_adapt.stages.generate", ("generate",)),
-    "align": ("llava_adapt.stages.align", ("model", "align")),
-    "instruct": ("llava_adapt.stages.instruct", ("instruct",)),
-    # seed, model and data too: without align/instruct it starts from the model, and its benchmark reads data.root
-    "finetune": ("llava_adapt.stages.finetune", ("seed", "model", "data", "finetune")),
-    "evaluate": ("llava_adapt.stages.evaluate", ("evaluate",)),
-    "publish": ("llava_adapt.stages.publish", ("publish",)),
-}
 
 
 def load_stage(name: str) -> Callable[[StageContext], None]:
-    """Import and return the `run` function of stage `name`."""
-    module_name, _ = STAGES[name]
-    return importlib.import_module(module_name).run
+    """Import and return the `run` function of stage `name` (its `StageSpec.module`)."""
+    return importlib.import_module(STAGES[name].module).run
 
 
-__all__ = ["STAGES", "StageContext", "load_stage"]
+__all__ = ["StageContext", "load_stage"]
