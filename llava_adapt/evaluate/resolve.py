@@ -8,13 +8,14 @@
 - a model folder in llava-hf layout (`config.json`), e.g. what `llava-adapt export --merged` writes;
 - a Hub id of a stock llava-hf checkpoint (e.g. `llava-hf/llava-1.5-7b-hf`), for a baseline row.
 
-The processor is the one saved next to the weights (an adapter without one uses its base's); a processor whose chat
-template lacks what llava-adapt needs gets LLaVA-1.5's, as in training.
+Folders are loaded by the one loader of trained models (`llava_adapt.model.load.load_trained`, the evaluate stage's
+too): a run's model in the recipe's `model.dtype`, so `llava-adapt eval RUN_DIR` scores the same weights as the run's
+own evaluation. The processor is the one saved next to the weights (an adapter without one uses its base's); a
+processor whose chat template lacks what llava-adapt needs gets a built-in format, as in training.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,9 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedM
 
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.hub.errors import PublishError
-from llava_adapt.hub.export import load_merged, resolve_base
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
 from llava_adapt.model.aspect import set_image_aspect_ratio
-from llava_adapt.model.load import prepare_chat_format
-
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+from llava_adapt.model.load import MissingBaseError, load_trained, prepare_chat_format, resolve_dtype
 
 
 class ModelResolveError(LlavaAdaptError, ValueError):
@@ -54,20 +52,10 @@ class ResolvedModel:
     run: RunInfo | None = None
 
 
-def _has_processor(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in PROCESSOR_FILES)
-
-
-def _load_folder(folder: Path, search_root: Path, dtype: str) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """Load a model or adapter folder; an adapter's base is looked up as `llava-adapt export` does."""
-    model = load_merged(folder, search_root, dtype=dtype)
-    processor_dir: str | Path = folder
-    if not _has_processor(folder):
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelResolveError(f"{folder} has no processor (processor_config.json); save the processor with it")
-        reference = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-        processor_dir = resolve_base(reference.get("base_model_name_or_path"), search_root, folder)
-    return model, AutoProcessor.from_pretrained(processor_dir)
+def _run_dtype(run: RunInfo, dtype: str) -> torch.dtype | str:
+    """The dtype a run's model loads in: the recipe's `model.dtype` (as the evaluate stage loads it) unless the caller
+    names one."""
+    return resolve_dtype(run.recipe.model.dtype) if dtype == "auto" else dtype
 
 
 def resolve_model(
@@ -77,7 +65,9 @@ def resolve_model(
 
     Args:
         model_or_run_dir (`str | Path`): a run directory, a PEFT adapter folder, a model folder or a Hub id.
-        dtype (`str`, defaults to `"auto"`): weights dtype (`"auto"` keeps the saved one, else e.g. `"bfloat16"`).
+        dtype (`str`, defaults to `"auto"`): weights dtype: `"auto"` = a run's recipe `model.dtype` as the evaluate
+            stage loads it (bf16 on a GPU that supports it, else fp32), for any other folder or Hub id the saved
+            dtype; else a name such as `"bfloat16"`.
         device (`str`, *optional*): where to put the model; defaults to `"cuda"` when available, else `"cpu"`.
         image_aspect_ratio (`"pad" | "crop"`, *optional*): pad images to a square (LLaVA-1.5's evaluation) or
             centre-crop them; `None` keeps what the saved processor does.
@@ -93,13 +83,15 @@ def resolve_model(
         if path.is_dir() and (path / "manifest.json").is_file():
             run = load_run(path)
             kind = "run"
-            model, processor = _load_folder(run.model_dir, run.layout.root, dtype)
+            model, processor = load_trained(
+                run.model_dir, _run_dtype(run, dtype), run.recipe.model.attn_implementation, run.layout.root
+            )
         elif path.is_dir() and (path / "adapter_config.json").is_file():
             kind = "adapter"
-            model, processor = _load_folder(path, path.parent, dtype)
+            model, processor = load_trained(path, dtype, search_root=path.parent)
         elif path.is_dir() and (path / "config.json").is_file():
             kind = "model"
-            model, processor = _load_folder(path, path.parent, dtype)
+            model, processor = load_trained(path, dtype)
         elif path.is_dir():
             raise ModelResolveError(
                 f"{path} is neither a run directory (manifest.json), a PEFT adapter (adapter_config.json) nor a "
@@ -116,7 +108,7 @@ def resolve_model(
                 raise ModelResolveError(
                     f"{name!r} is no local folder, and loading it as a Hub id failed: {exc}"
                 ) from None
-    except PublishError as exc:
+    except (PublishError, MissingBaseError) as exc:
         raise ModelResolveError(str(exc)) from None
     prepare_chat_format(model, processor)
     if image_aspect_ratio is not None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from peft import PeftConfig, PeftModel
 from transformers import (
     AutoModelForImageTextToText,
@@ -22,7 +27,9 @@ from transformers import (
     ProcessorMixin,
 )
 
+from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.model.aspect import set_image_aspect_ratio
+from llava_adapt.model.carried_base import ADAPTER_CONFIG, base_model_files
 from llava_adapt.model.chat_template import (
     CHAT_FORMATS,
     end_of_turn_token,
@@ -39,6 +46,7 @@ log = logging.getLogger("llava_adapt")
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -144,23 +152,13 @@ def prepare_chat_format(model: PreTrainedModel, processor: ProcessorMixin, chat_
             model.generation_config.eos_token_id = [*eos, stop_id]
 
 
-def load_pretrained(
+def load_weights(
     path: str,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
     attn_implementation: str | None = None,
     quantization_config: BitsAndBytesConfig | None = None,
-    chat_template: str | None = None,
-) -> tuple[LlavaForConditionalGeneration, ProcessorMixin]:
-    """Load a LLaVA model and its processor with the stock Auto classes (a Hub id or a folder), with the conversation
-    format of `prepare_chat_format`.
-
-    Args:
-        path (`str`): a llava-hf checkpoint, or a folder an earlier stage saved.
-        dtype (`torch.dtype`, defaults to `torch.float32`): weights dtype.
-        attn_implementation (`str`, *optional*): passed to `from_pretrained`; unset = `attention_implementation`'s
-            choice (FlashAttention-2 where installed, else SDPA).
-        quantization_config (`BitsAndBytesConfig`, *optional*): load quantized (QLoRA).
-        chat_template (`str`, *optional*): the recipe's `model.chat_template` (a built-in name or a file).
+) -> LlavaForConditionalGeneration:
+    """Load a LLaVA model (no processor) with the stock Auto class; arguments as `load_pretrained`'s.
 
     Raises:
         UnsupportedModelError: the checkpoint's model type is not in the module table.
@@ -172,6 +170,31 @@ def load_pretrained(
         kwargs["quantization_config"] = quantization_config
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     module_map(model)
+    return model
+
+
+def load_pretrained(
+    path: str,
+    dtype: torch.dtype | str = torch.float32,
+    attn_implementation: str | None = None,
+    quantization_config: BitsAndBytesConfig | None = None,
+    chat_template: str | None = None,
+) -> tuple[LlavaForConditionalGeneration, ProcessorMixin]:
+    """Load a LLaVA model and its processor with the stock Auto classes (a Hub id or a folder), with the conversation
+    format of `prepare_chat_format`.
+
+    Args:
+        path (`str`): a llava-hf checkpoint, or a folder an earlier stage saved.
+        dtype (`torch.dtype | str`, defaults to `torch.float32`): weights dtype (`"auto"`: the saved one).
+        attn_implementation (`str`, *optional*): passed to `from_pretrained`; unset = `attention_implementation`'s
+            choice (FlashAttention-2 where installed, else SDPA).
+        quantization_config (`BitsAndBytesConfig`, *optional*): load quantized (QLoRA).
+        chat_template (`str`, *optional*): the recipe's `model.chat_template` (a built-in name or a file).
+
+    Raises:
+        UnsupportedModelError: the checkpoint's model type is not in the module table.
+    """
+    model = load_weights(path, dtype, attn_implementation, quantization_config)
     processor = AutoProcessor.from_pretrained(path)
     prepare_chat_format(model, processor, chat_template)
     return model, processor
@@ -207,23 +230,102 @@ def load_model(config: ModelConfig, seed: int = 0) -> tuple[LlavaForConditionalG
     return model, processor
 
 
+class MissingBaseError(LlavaAdaptError, FileNotFoundError):
+    """An adapter's base model cannot be found (the message names the adapter and what to restore)."""
+
+
+def _looks_like_hub_id(reference: str) -> bool:
+    if reference.startswith(("/", ".", "~")) or "\\" in reference:
+        return False
+    try:
+        validate_repo_id(reference)
+    except HFValidationError:
+        return False
+    return True
+
+
+def adapter_base(adapter_dir: str | Path, search_root: str | Path | None = None) -> str | None:
+    """Where the base model of the adapter in `adapter_dir` is; `None` when the adapter folder carries it
+    (`embed_base`).
+
+    Else, in order: `base_model_name_or_path` when it is an existing model folder (absolute, or relative to the
+    adapter folder); for a run directory that was moved, the same folder's last one or two components (`align/`,
+    `instruct/base/`) under `search_root` (defaults to the adapter folder's parent, the run directory of
+    `instruct/`); the reference itself when it is a Hub id.
+
+    Raises:
+        MissingBaseError: no base model is named, or the folder it names is nowhere to be found.
+    """
+    adapter_dir = Path(adapter_dir)
+    if (adapter_dir / "config.json").is_file():
+        return None
+    reference = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
+    if not reference:
+        raise MissingBaseError(f"{adapter_dir / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
+    root = Path(search_root) if search_root is not None else adapter_dir.parent
+    path = Path(reference).expanduser()
+    if path.is_absolute():
+        candidates = [path, root / path.name, root / Path(*path.parts[-2:])]
+    else:
+        candidates = [adapter_dir / path, root / path]
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return str(candidate)
+    if _looks_like_hub_id(reference):
+        return reference
+    raise MissingBaseError(
+        f"the adapter's base model {reference!r} (base_model_name_or_path in {adapter_dir / ADAPTER_CONFIG}) is not "
+        "a model folder; restore it or rerun the stage that trained the adapter"
+    )
+
+
+@contextmanager
+def _embedded_base(adapter_dir: Path) -> Iterator[str]:
+    """A folder holding only the base model an adapter folder carries (transformers would apply the adapter to
+    anything loaded from the adapter folder itself, unmerged)."""
+    with tempfile.TemporaryDirectory(prefix="llava-adapt-base-") as folder:
+        for source in base_model_files(adapter_dir):
+            (Path(folder) / source.name).symlink_to(source.resolve())
+        yield folder
+
+
 def load_trained(
-    path: str | Path, dtype: torch.dtype = torch.float32, attn_implementation: str | None = None
+    path: str | Path,
+    dtype: torch.dtype | str = "auto",
+    attn_implementation: str | None = None,
+    search_root: str | Path | None = None,
 ) -> tuple[LlavaForConditionalGeneration, ProcessorMixin]:
-    """Load what `align` or `instruct` saved, ready for inference: a full model, or a LoRA adapter merged into
-    its base (`adapter_config.json`'s `base_model_name_or_path`, loaded with the stock Auto classes).
+    """Load a trained model for inference or export: a full model, or a LoRA adapter merged into its base.
+
+    The one loader of trained models (`evaluate`, `llava-adapt eval`, `chat`, `demo`, `export`). An adapter is
+    applied with `PeftModel.from_pretrained(base, path).merge_and_unload()`; its base is the one the adapter folder
+    carries, else the one `adapter_base` finds (also after the run directory was moved). The processor is the
+    folder's own (its base's when the folder has none), with the conversation format of `prepare_chat_format`.
+
+    The dtype rule: the weights load in `dtype`; `"auto"` (the default) keeps the dtype they were saved in
+    (the config's `dtype`), as transformers' `dtype="auto"` does. The adapter is merged in that dtype. The evaluate
+    stage and `llava-adapt eval RUN_DIR` pass the recipe's `model.dtype` through `resolve_dtype` (bf16 on a GPU that
+    supports it, else fp32), so both score the same weights; `export` keeps the saved dtype unless told otherwise.
 
     Args:
-        path (`str | Path`): the stage folder (or one of its checkpoints).
-        dtype (`torch.dtype`, defaults to `torch.float32`): weights dtype.
+        path (`str | Path`): a stage folder (`align/`, `instruct/`, `finetune/`, one of their checkpoints) or any
+            model or adapter folder.
+        dtype (`torch.dtype | str`, defaults to `"auto"`): weights dtype, or `"auto"` for the saved one.
         attn_implementation (`str`, *optional*): passed to `from_pretrained`.
+        search_root (`str | Path`, *optional*): where to look for a base folder that moved (`adapter_base`).
+
+    Raises:
+        MissingBaseError: an adapter's base model cannot be found.
+        UnsupportedModelError: the model type is not in the module table.
     """
     path = Path(path)
-    if not (path / "adapter_config.json").is_file():
+    if not (path / ADAPTER_CONFIG).is_file():
         return load_pretrained(str(path), dtype, attn_implementation)
-    base = PeftConfig.from_pretrained(str(path)).base_model_name_or_path
-    model, _ = load_pretrained(base, dtype, attn_implementation)
-    model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-    processor = AutoProcessor.from_pretrained(str(path))
+    base = adapter_base(path, search_root)
+    with nullcontext(base) if base is not None else _embedded_base(path) as base_folder:
+        model = load_weights(base_folder, dtype, attn_implementation)
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    has_processor = any((path / name).is_file() for name in PROCESSOR_FILES)
+    processor = AutoProcessor.from_pretrained(str(path) if has_processor or base is None else base)
     prepare_chat_format(model, processor)
     return model, processor

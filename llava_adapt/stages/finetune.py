@@ -41,6 +41,7 @@ from llava_adapt.data.jsonl import read_jsonl, write_jsonl
 from llava_adapt.data.records import VQAItem
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.generation import format_question
+from llava_adapt.model.carried_base import carry_base
 from llava_adapt.model.load import load_pretrained, prepare_chat_format, resolve_dtype
 from llava_adapt.model.modules import set_trainable
 from llava_adapt.run.atomic import write_json
@@ -212,6 +213,7 @@ def _train(ctx: StageContext, start: Start, out_dir: Path, samples: Path) -> Non
     )
     trainer.save_model(str(out_dir))
     if trainer.is_world_process_zero():
+        carry_base(out_dir)  # an adapter carries its local base (links), so the run directory can move
         write_json(out_dir / RESULT_FILE, {"kept": ctx.kept, "skipped": dict(ctx.skipped), "info": ctx.info})
     del trainer, model
     gc.collect()

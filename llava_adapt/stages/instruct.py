@@ -35,6 +35,7 @@ from transformers import AutoConfig, BitsAndBytesConfig, PreTrainedModel
 from llava_adapt.data.llava_json import read_conversations
 from llava_adapt.data.paths import root_path, within
 from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.model.carried_base import carry_base
 from llava_adapt.model.load import load_model, load_pretrained, resolve_dtype
 from llava_adapt.model.modules import MODULE_TABLE, lora_target_regex, module_map, set_trainable
 from llava_adapt.run.atomic import atomic_path, write_json
@@ -210,6 +211,7 @@ def _train(ctx: StageContext, base: str, out_dir: Path, data_file: Path, image_r
     )
     trainer.save_model(str(out_dir))
     if trainer.is_world_process_zero():
+        carry_base(out_dir)  # an adapter carries its local base (links), so the run directory can move
         write_json(out_dir / RESULT_FILE, {"kept": ctx.kept, "skipped": dict(ctx.skipped), "info": ctx.info})
     del trainer, model
     gc.collect()
