@@ -29,6 +29,7 @@ from llava_adapt.errors import InputError
 from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.evaluate.generation import format_question, generate_answers
 from llava_adapt.evaluate.judge import check_judge, judge_benchmark
+from llava_adapt.evaluate.metric_spec import benchmark_specs, specs_record
 from llava_adapt.evaluate.resolve import ResolvedModel
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.atomic import write_json
@@ -194,5 +195,6 @@ def evaluate_benchmark(
     notes = bench.notes(items) if bench.notes else []
     if notes:  # caveats about the question set, e.g. answer types guessed by a rule
         metrics["notes"] = notes
+    metrics.update(specs_record(benchmark_specs(bench), scores))  # what each metric means
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -14,6 +14,7 @@ import string
 from collections.abc import Sequence
 
 from llava_adapt.data.records import VQAItem
+from llava_adapt.evaluate.metric_spec import MetricSpec
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
@@ -66,3 +67,11 @@ def closed_accuracy(items: Sequence[VQAItem], predictions: Sequence[str]) -> dic
     correct = sum(is_correct(item, pred) for item, pred in closed)
     chance = sum(1 / len(item.choices) for item, _ in closed if item.choices) / len(closed)
     return {"accuracy": correct / len(closed), "chance": chance, "num_closed": len(closed)}
+
+
+# What `closed_accuracy` returns (`Benchmark.metric_specs` of a benchmark it scores).
+CLOSED_ACCURACY_SPECS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec(primary=True, description="share of closed questions answered with the right choice"),
+    "chance": MetricSpec(kind="baseline", baseline_for="accuracy", description="accuracy of guessing uniformly"),
+    "num_closed": MetricSpec(kind="count", description="closed questions scored"),
+}

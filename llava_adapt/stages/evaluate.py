@@ -12,7 +12,9 @@ it writes:
 - `without_align_predictions.jsonl`: the same for the stage-2-only model, when there is one;
 - `metrics.json`: `{"benchmark", "model", "num_items", "metrics": {...}, "baseline": {...}, "without_align": {...}}`,
   metrics from the benchmark's own metric function, and `notes` (the benchmark's caveats about its question set,
-  e.g. answer types guessed by a rule) when it has any.
+  e.g. answer types guessed by a rule) when it has any, and what each metric means: `metric_specs` (the benchmark's
+  declarations of the names reported: score, baseline, count or diagnostic) and `primary_metric`
+  (`llava_adapt.evaluate.metric_spec`), so that the card, the report and `llava-adapt eval` need no plugin.
 
 With `tracking.report_to`, the metrics of every model scored also go to the run's tracker, under
 `eval/<benchmark>/<model>/<metric>` (`llava_adapt.train.tracking`).
@@ -40,6 +42,7 @@ from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.ensemble import EnsembleResult, run_ensemble
 from llava_adapt.evaluate.generation import format_question, generate_answers
 from llava_adapt.evaluate.judge import check_judge, judge_benchmark
+from llava_adapt.evaluate.metric_spec import benchmark_specs, specs_record
 from llava_adapt.evaluate.metrics import is_correct
 from llava_adapt.model.load import load_model, load_trained, resolve_dtype
 from llava_adapt.recipe.schema import EvaluateConfig
@@ -208,6 +211,8 @@ def run(ctx: StageContext) -> None:
         notes = benchmarks[name].notes(data[name][0]) if benchmarks[name].notes else []
         if notes:
             metrics["notes"] = notes
+        roles = [metrics.get(key) for key in ("metrics", "baseline", "without_align", "ensemble")]
+        metrics.update(specs_record(benchmark_specs(benchmarks[name]), *roles))  # what each metric means
         write_json(ctx.layout.benchmark_dir(name) / "metrics.json", metrics)
         summary[name] = {k: v for k, v in metrics.items() if k in ("metrics", "baseline", "without_align", "ensemble")}
     ctx.record("metrics", summary)
