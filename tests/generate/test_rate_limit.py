@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -54,9 +53,9 @@ def test_more_retry_after_429s_than_max_retries_still_succeed(tmp_path: Path, se
 def test_rate_limit_past_the_wait_budget_is_rejected_as_retryable(tmp_path: Path, server: FakeOpenAI):
     write_captions(tmp_path / "captions.jsonl", 3)
     server.fault("429", match="number 1:", retry_after=0.1, times=1000)
-    start = time.monotonic()
     report = run(tmp_path, fast_config(server.url, max_retries=1, max_rate_limit_wait_s=0.35))
-    assert time.monotonic() - start < 3
+    # 0.35 s of waiting at 0.1 s per Retry-After: the record gave up after a few tries, not after 1000
+    assert 2 <= len(requests_of(server, 1)) <= 5
     [reject] = read_rows(tmp_path / "rejects.jsonl")
     assert reject["id"] == "rec-0001:conversation:0"
     assert reject["reason"] == RETRIES_EXHAUSTED and reject["retryable"] is True
