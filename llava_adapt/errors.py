@@ -2,8 +2,10 @@
 
 Every error llava-adapt raises for a reason its message explains (a bad recipe, a malformed data file, a stage that
 cannot go on, a server that refuses the key) derives from `LlavaAdaptError`; the command line prints such an error as
-one line (`error: ...`) and exits with its `exit_code`, never with a traceback. A domain plugin raises it (or a
-subclass) the same way. Anything else that escapes is a bug and keeps its traceback.
+one line (`error: ...`) and exits with its `exit_code`, never with a traceback. A domain plugin, built in or
+third-party, signals bad input with `DataError` (`llava_adapt.plugin.DataError`) and is treated the same way: what
+counts is the exception's class, never the module that raised it. Anything else that escapes is a bug and keeps its
+traceback.
 
 Exit codes (README, "When something goes wrong"):
 
@@ -11,7 +13,7 @@ Exit codes (README, "When something goes wrong"):
 |---|---|
 | 0 | done |
 | 1 | the command failed for a reason its message explains (`LlavaAdaptError`) |
-| 2 | the input is wrong: command line, recipe, a data or prompt file, a missing key (`InputError`) |
+| 2 | the input is wrong: command line, recipe, a data or prompt file, a missing key (`InputError`, `DataError`) |
 | 3 | the file system refused: disk full, file too large, read-only or not permitted (`FileSystemError`) |
 | 130 | interrupted (Ctrl-C); run the same command again to resume |
 
@@ -40,6 +42,17 @@ class InputError(LlavaAdaptError):
     """The input is wrong (a command-line value, a recipe, a data, prompt or configuration file): exit code 2."""
 
     exit_code = EXIT_INPUT
+
+
+class DataError(InputError, ValueError):
+    """A plugin's input data is unusable as a whole (a malformed file, a wrong layout, records a step cannot use):
+    exit code 2, printed as one line whichever plugin raised it.
+
+    A domain plugin raises it (`llava_adapt.plugin.DataError`) with a message that names the file or record and
+    says what to fix; one bad record among good ones is a `Skip` with a reason instead. It is also a `ValueError`,
+    so code that caught the `ValueError` a plugin raised before still catches it, and a pydantic validator that
+    raises it reports a validation error.
+    """
 
 
 class FileSystemError(LlavaAdaptError):

@@ -40,7 +40,7 @@ def test_scaffolded_plugin_installs_registers_and_passes_its_test(tmp_path: Path
         env=env, cwd=package_dir, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
 
 
 def test_bad_names_and_existing_folders_are_refused(tmp_path: Path):

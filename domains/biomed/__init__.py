@@ -17,13 +17,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_adapt.domain import PATIENT_IMAGES, Benchmark, Domain, Source
+from llava_adapt.plugin import PATIENT_IMAGES, Benchmark, Domain, Source
 
 from . import chat, dicom_source, figures, tiny, vqa
-from .answer_types import answer_type_notes, typed_vqa_metrics
+from .answer_types import TYPED_VQA_SPECS, answer_type_notes, typed_vqa_metrics
 from .judge import JUDGE
-from .metrics import closed_correct, metrics_by
+from .metrics import closed_correct, metrics_by, vqa_specs
 from .offline import CONTEXT_FIELDS, LEAK_PATTERNS, build_context, offline_generator
+
+# Every biomed model card opens with this.
+CARD_NOTICE = (
+    "**Not a medical device. Not for clinical use.** This model has not been validated for diagnosis, treatment or "
+    "any clinical decision, and must not be used for them. Its answers about medical images can be wrong in ways "
+    "that are hard to notice; any use on real patient data needs review by qualified clinicians and the approvals "
+    "your jurisdiction requires."
+)
 
 domain = Domain(
     name="biomed",
@@ -52,6 +60,7 @@ domain = Domain(
             description="VQA-RAD (OSF JSON, LLaVA-Med's converted files or Hub Parquet): closed accuracy, open recall",
             load=vqa.load_vqa_rad,
             metrics=typed_vqa_metrics,
+            metric_specs=TYPED_VQA_SPECS,
             notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.VQAArgs,
@@ -60,6 +69,7 @@ domain = Domain(
             description="SLAKE (English by default): closed accuracy, open recall",
             load=vqa.load_slake,
             metrics=typed_vqa_metrics,
+            metric_specs=TYPED_VQA_SPECS,
             notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.SlakeArgs,
@@ -68,6 +78,7 @@ domain = Domain(
             description="PathVQA (Hub Parquet): closed (yes/no) accuracy, open recall",
             load=vqa.load_path_vqa,
             metrics=typed_vqa_metrics,
+            metric_specs=TYPED_VQA_SPECS,
             notes=answer_type_notes,
             correct=closed_correct,
             args=vqa.VQAArgs,
@@ -76,6 +87,7 @@ domain = Domain(
             description="LLaVA-Med visual chat (qa50 JSONL): GPT-4-judged relative score; token recall offline",
             load=chat.load,
             metrics=metrics_by("category"),
+            metric_specs=vqa_specs(primary="open_recall"),  # open questions only; the judge's score comes first
             args=chat.ChatEvalArgs,
             judge=JUDGE,
             max_new_tokens=512,
@@ -84,6 +96,7 @@ domain = Domain(
             description="held-out synthetic images: lesion/side/modality (closed), body part/finding (open)",
             load=tiny.load_benchmark,
             metrics=metrics_by("kind"),
+            metric_specs=vqa_specs(),
             correct=closed_correct,
             args=tiny.SyntheticVQAArgs,
         ),
@@ -94,5 +107,6 @@ domain = Domain(
     context_fields=CONTEXT_FIELDS,
     leak_patterns=LEAK_PATTERNS,
     version="2",  # 2: DICOM reports redacted with their header identifiers
-    extras={PATIENT_IMAGES: ("dicom/*",)},  # the dicom source's converted frames (dataset publishing guards them)
+    extras={PATIENT_IMAGES: ("dicom/*",)},
+    card_notices=(CARD_NOTICE,),  # the dicom source's converted frames (dataset publishing guards them)
 )

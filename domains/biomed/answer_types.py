@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from llava_adapt.data.records import VQAItem
+from llava_adapt.plugin import DataError, MetricSpec, VQAItem
 
-from .metrics import normalize_answer, vqa_metrics
+from .metrics import normalize_answer, vqa_metrics, vqa_specs
 
 AnswerType = Literal["closed", "open"]
 SOURCE_KEY = "answer_type_source"  # in VQAItem.meta
@@ -86,22 +86,22 @@ def read_answer_types(path: Path) -> AnswerTypes:
         path (`Path`): the JSON file.
 
     Raises:
-        ValueError: the file is not JSON, or holds neither a list of typed questions nor an id → type object.
+        DataError: the file is not JSON, or holds neither a list of typed questions nor an id → type object.
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"answer_type_file {path}: cannot read it as JSON ({exc})") from None
+        raise DataError(f"answer_type_file {path}: cannot read it as JSON ({exc})") from None
     types = AnswerTypes()
     if isinstance(data, dict):
         for key, value in data.items():
             kind = official_type(value)
             if kind is None:
-                raise ValueError(f"answer_type_file {path}: {key!r} has type {value!r}; expected CLOSED or OPEN")
+                raise DataError(f"answer_type_file {path}: {key!r} has type {value!r}; expected CLOSED or OPEN")
             types.by_id[str(key)] = kind
         return types
     if not isinstance(data, list):
-        raise ValueError(f"answer_type_file {path}: expected a JSON list of questions or an object id -> type")
+        raise DataError(f"answer_type_file {path}: expected a JSON list of questions or an object id -> type")
     conflicts: set[tuple[str, str]] = set()
     for row in data:
         text = _row_text(row) if isinstance(row, dict) else None
@@ -114,7 +114,7 @@ def read_answer_types(path: Path) -> AnswerTypes:
     for key in conflicts:
         del types.by_text[key]
     if not types.by_text:
-        raise ValueError(
+        raise DataError(
             f"answer_type_file {path}: no question with an answer_type (CLOSED/OPEN) in it; give the OSF JSON, "
             "LLaVA-Med's converted test file, or an object from item id to CLOSED/OPEN"
         )
@@ -145,3 +145,11 @@ def typed_vqa_metrics(items: Sequence[VQAItem], predictions: Sequence[str]) -> d
         scores["n_closed_by_rule"] = float(sum(item.answer_type == "closed" for item in guessed))
         scores["n_open_by_rule"] = float(len(guessed) - scores["n_closed_by_rule"])
     return scores
+
+
+# What `typed_vqa_metrics` returns.
+TYPED_VQA_SPECS: dict[str, MetricSpec] = {
+    **vqa_specs(),
+    "n_closed_by_rule": MetricSpec(kind="count", description="questions the yes/no rule typed closed"),
+    "n_open_by_rule": MetricSpec(kind="count", description="questions the yes/no rule typed open"),
+}

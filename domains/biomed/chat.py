@@ -26,9 +26,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.paths import OutsideRootError, relative_to_root
-from llava_adapt.data.records import Skip, VQAItem
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import OutsideRootError, Skip, SourceContext, VQAItem, relative_to_root
 
 from .files import inside, resolve_input
 

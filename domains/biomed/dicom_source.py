@@ -31,9 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llava_adapt.data.jsonl import RecordFileError, read_jsonl
-from llava_adapt.data.records import CaptionRecord, Skip
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import CaptionRecord, RecordFileError, Skip, SourceContext, read_jsonl
 
 from .dicom import WINDOW_PRESETS, DicomSkipError, read_dicom, read_keys
 from .files import pseudonym, resolve_input, save_png

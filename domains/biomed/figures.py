@@ -25,11 +25,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.jsonl import RecordFileError, read_json, read_jsonl
-from llava_adapt.data.parquet import parquet_row_count, parquet_rows
-from llava_adapt.data.paths import relative_to_root
-from llava_adapt.data.records import CaptionRecord, Skip
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import (
+    CaptionRecord,
+    RecordFileError,
+    Skip,
+    SourceContext,
+    parquet_row_count,
+    parquet_rows,
+    read_json,
+    read_jsonl,
+    relative_to_root,
+)
 
 from .files import inside, resolve_input
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from llava_adapt.data.paths import OutsideRootError, within
-from llava_adapt.run.atomic import atomic_path
+from llava_adapt.plugin import OutsideRootError, atomic_path, within
 
 
 def inside(root: Path, relative: str | Path) -> Path | None:

@@ -26,8 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llava_adapt.data.records import VQAItem
-from llava_adapt.domain import Judge
+from llava_adapt.plugin import Judge, MetricSpec, VQAItem
 
 JUDGE_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 
@@ -145,6 +144,26 @@ JUDGE = Judge(
     messages=messages,
     score=score,
     description="LLaVA-Med relative score: mean over questions of model/reference judge score x 100",
+    metric_specs={
+        "relative_score": MetricSpec(
+            percent=True, primary=True, description="mean over questions of model / reference judge score x 100"
+        ),
+        "relative_score/*": MetricSpec(percent=True, description="relative score within one category or domain"),
+        "relative_score_ratio_of_means": MetricSpec(
+            percent=True, description="mean model / mean reference judge score x 100 (LLaVA's formula)"
+        ),
+        "reference_score": MetricSpec(
+            kind="baseline", baseline_for="model_score", description="mean judge score (1-10) of the reference answer"
+        ),
+        "model_score": MetricSpec(kind="diagnostic", description="mean judge score (1-10) of the model's answer"),
+        "n_scored": MetricSpec(kind="count", description="answers the judge scored"),
+        "judge_failures": MetricSpec(
+            kind="count", higher_is_better=False, description="answers with no usable judge reply (left out)"
+        ),
+        "zero_reference": MetricSpec(
+            kind="count", higher_is_better=False, description="scored answers whose reference scored 0 (left out)"
+        ),
+    },
 )
 
 

@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from llava_adapt.data.records import VQAItem
+from llava_adapt.plugin import MetricSpec, VQAItem
 
 NO_ANSWER = "<no answer>"
 _PUNCTUATION = re.compile(r"(?!(?<=\d)\.(?=\d))[^\w\s]|_")
@@ -192,3 +192,26 @@ def _open(pairs: list[tuple[VQAItem, str]], suffix: str) -> dict[str, float]:
 def _mean(values) -> float:
     values = list(values)
     return float(sum(values) / len(values)) if values else 0.0
+
+
+def vqa_specs(primary: str = "closed_accuracy") -> dict[str, MetricSpec]:
+    """What `vqa_metrics` returns (`Benchmark.metric_specs`), with `primary` (`"closed_accuracy"` or
+    `"open_recall"`) as the benchmark's primary score."""
+    specs = {
+        "closed_accuracy": MetricSpec(description="share of closed questions whose first named candidate is right"),
+        "closed_accuracy/*": MetricSpec(description="closed accuracy within one group of questions"),
+        "open_recall": MetricSpec(description="mean share of the reference's tokens found in open answers"),
+        "open_recall/*": MetricSpec(description="open recall within one group of questions"),
+        "open_token_f1": MetricSpec(description="mean token F1 of open answers"),
+        "exact_match": MetricSpec(description="share of answers equal to the reference after normalisation"),
+        "token_f1": MetricSpec(description="mean token F1 of all answers"),
+        "closed_no_answer": MetricSpec(
+            kind="diagnostic", higher_is_better=False, description="share of closed answers naming no candidate"
+        ),
+        "n_closed": MetricSpec(kind="count", description="closed questions"),
+        "n_open": MetricSpec(kind="count", description="open questions"),
+    }
+    if primary not in ("closed_accuracy", "open_recall"):
+        raise ValueError(f"vqa_specs: primary must be closed_accuracy or open_recall, not {primary!r}")
+    specs[primary] = MetricSpec(primary=True, description=specs[primary].description)
+    return specs

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from llava_adapt.data.records import GPT, HUMAN, CaptionRecord
+from llava_adapt.plugin import GPT, HUMAN, CaptionRecord
 
 from .questions import DESCRIBE, QUESTIONS, available_kinds, full_answer
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydicom.data import get_testdata_file, get_testdata_files
 
-from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import CaptionRecord, Skip, SourceContext, VQAItem
 
 from .dicom_source import DicomSourceArgs, convert_file
 from .files import save_png
@@ -44,6 +43,11 @@ class SyntheticSourceArgs(BaseModel):
         dicom_test_files (`list[str]`, defaults to `[]`): names or glob patterns of pydicom's test files
             (`pydicom.data`, plus `pydicom-data` when installed) to convert and add; missing ones are skipped.
         dicom_window (`str`, defaults to `"file"`): the window used for them (see the `dicom` source).
+        asked_fraction (`dict["modality" | "body_part", float]`, defaults to `{}`): per attribute, the share of
+            the drawn images whose labels carry it, so that the offline generator asks about it in their
+            conversations; the caption always states it. `{modality: 0.1, body_part: 0.1}` gives what LLaVA-Med's
+            alignment is for: a visual concept every caption (stage 1) names and few conversations (stage 2) ask
+            about. Attributes not listed are in every record's labels.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +58,9 @@ class SyntheticSourceArgs(BaseModel):
     modalities: list[SyntheticModality] = Field(default_factory=lambda: list(MODALITIES))
     dicom_test_files: list[str] = Field(default_factory=list)
     dicom_window: str = "file"
+    asked_fraction: dict[Literal["modality", "body_part"], Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict
+    )
 
 
 class SyntheticVQAArgs(BaseModel):
@@ -102,11 +109,15 @@ def scene_labels(scene: Scene) -> dict[str, str]:
 def load_source(args: SyntheticSourceArgs, ctx: SourceContext) -> Iterator[CaptionRecord | Skip]:
     """Draw the synthetic training images, then convert the requested pydicom test files."""
     rng = random.Random(f"biomed-synthetic-train-{ctx.seed}")
+    asked = random.Random(f"biomed-synthetic-asked-{ctx.seed}")  # its own stream: the images stay the same
     for index in range(args.n_images):
         scene = sample_scene(rng, tuple(args.modalities), args.lesion_fraction)
         relative = f"synthetic/train/{index:05d}.png"
         save_png(draw(scene, args.image_size, rng), ctx.output_dir / relative)
         labels = scene_labels(scene)
+        for key, fraction in sorted(args.asked_fraction.items()):
+            if asked.random() >= fraction:
+                del labels[key]
         context = {"modality": MODALITY_NAMES[scene.modality], "body_part": scene.body_part}
         yield CaptionRecord(f"synthetic-{index:05d}", relative, caption(scene, rng), context, labels)
     if args.dicom_test_files:

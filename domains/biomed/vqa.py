@@ -28,10 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.jsonl import read_json_list
-from llava_adapt.data.paths import relative_to_root
-from llava_adapt.data.records import Skip, VQAItem
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import Skip, SourceContext, VQAItem, read_json_list, relative_to_root
 
 from .answer_types import (
     OFFICIAL,

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_adapt.domain import Benchmark, Domain, Source
-from llava_adapt.evaluate.metrics import closed_accuracy
+from llava_adapt.plugin import CLOSED_ACCURACY_SPECS, Benchmark, Domain, Source, closed_accuracy
 
 from . import coco, llava_bench, llava_pretrain
-from .chat_metrics import chat_metrics
+from .chat_metrics import CHAT_SPECS, chat_metrics
 from .llava_bench_judge import JUDGE
 from .questions import CLOSED_COLOR_PROMPT, build_context, load_benchmark, offline_generator
 from .shapes import ShapesArgs, count_source, load_source
@@ -74,6 +73,7 @@ domain = Domain(
             description="held-out shapes, closed question 'What color is the shape?' (accuracy; chance 0.25)",
             load=load_benchmark,
             metrics=closed_accuracy,
+            metric_specs=CLOSED_ACCURACY_SPECS,
             args=HeldOutShapesArgs,
             prompt=CLOSED_COLOR_PROMPT,
         ),
@@ -81,6 +81,7 @@ domain = Domain(
             description="LLaVA-Bench (COCO), qa90 JSONL: GPT-4-judged relative score; token recall/F1 offline",
             load=llava_bench.load_coco,
             metrics=chat_metrics,
+            metric_specs=CHAT_SPECS,
             args=llava_bench.LlavaBenchCocoArgs,
             judge=JUDGE,
             max_new_tokens=LLAVA_BENCH_MAX_NEW_TOKENS,
@@ -89,6 +90,7 @@ domain = Domain(
             description="LLaVA-Bench (In-the-Wild), Hub JSONL: GPT-4-judged relative score; token recall/F1 offline",
             load=llava_bench.load_wild,
             metrics=chat_metrics,
+            metric_specs=CHAT_SPECS,
             args=llava_bench.LlavaBenchWildArgs,
             judge=JUDGE,
             max_new_tokens=LLAVA_BENCH_MAX_NEW_TOKENS,

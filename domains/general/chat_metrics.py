@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from llava_adapt.data.records import VQAItem
-from llava_adapt.evaluate.metrics import normalize_answer
+from llava_adapt.plugin import MetricSpec, VQAItem, normalize_answer
 
 
 def _overlap(prediction: str, reference: str) -> tuple[int, int, int]:
@@ -71,3 +70,13 @@ def chat_metrics(items: Sequence[VQAItem], predictions: Sequence[str]) -> dict[s
         out[f"token_recall{suffix}"] = sum(r[1] for r in group) / len(group)
         out[f"token_f1{suffix}"] = sum(r[2] for r in group) / len(group)
     return out
+
+
+# What `chat_metrics` returns.
+CHAT_SPECS: dict[str, MetricSpec] = {
+    "token_recall": MetricSpec(primary=True, description="mean share of the reference's tokens found in the answer"),
+    "token_recall/*": MetricSpec(description="token recall within one category"),
+    "token_f1": MetricSpec(description="mean token F1 of answer and reference"),
+    "token_f1/*": MetricSpec(description="token F1 within one category"),
+    "n_items": MetricSpec(kind="count", description="questions scored"),
+}

@@ -34,9 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llava_adapt.data.jsonl import RecordFileError, read_json
-from llava_adapt.data.records import CaptionRecord, Skip
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import CaptionRecord, DataError, RecordFileError, Skip, SourceContext, read_json
 
 from .paths import ESCAPES, image_path, input_path
 
@@ -229,7 +227,7 @@ def _boxes(
     yield a `Skip` for each box of an image the captions file does not list.
 
     Raises:
-        ValueError: no box belongs to an image of the captions file (the two files are of different splits).
+        DataError: no box belongs to an image of the captions file (the two files are of different splits).
     """
     data = _read(path, ("categories", "annotations"))
     known = unknown = 0
@@ -264,7 +262,7 @@ def _boxes(
             line = box_line(names[box.category_id], box.bbox, image.width, image.height)
             boxes.setdefault(box.image_id, []).append(line)
     if unknown and not known:
-        raise ValueError(
+        raise DataError(
             f"none of the {unknown} boxes in {path} belongs to an image of the captions file: are the captions and "
             "instances files of the same split and year?"
         )

@@ -52,9 +52,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.jsonl import RecordFileError, read_jsonl
-from llava_adapt.data.records import Skip, VQAItem
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import RecordFileError, Skip, SourceContext, VQAItem, read_jsonl
 
 from .paths import ESCAPES, image_path, input_path
 

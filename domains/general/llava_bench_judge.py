@@ -49,8 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from llava_adapt.data.records import VQAItem
-from llava_adapt.domain import Judge
+from llava_adapt.plugin import DataError, Judge, MetricSpec, VQAItem
 
 from .llava_bench import CATEGORIES
 
@@ -95,10 +94,10 @@ def judge_messages(context: str, question: str, reference: str, answer: str, rul
         rule (`str`): a key of `RULES` (`conv`, ..., `llava_bench_complex`).
 
     Raises:
-        ValueError: `rule` is not a key of `RULES`.
+        DataError: `rule` is not a key of `RULES`.
     """
     if rule not in RULES:
-        raise ValueError(f"no LLaVA-Bench judge rule {rule!r}; known: {', '.join(RULES)}")
+        raise DataError(f"no LLaVA-Bench judge rule {rule!r}; known: {', '.join(RULES)}")
     content = (
         f"[Context]\n{context}\n\n[Question]\n{question}\n\n"
         f"[{ROLE} 1]\n{reference}\n\n[End of {ROLE} 1]\n\n"
@@ -177,4 +176,27 @@ JUDGE = Judge(
     messages=messages,
     score=score,
     description="LLaVA-Bench relative score: mean(model) / mean(GPT-4 reference) judge score x 100, per category",
+    metric_specs={
+        "relative_score": MetricSpec(
+            percent=True, primary=True, description="mean model / mean reference judge score x 100"
+        ),
+        "relative_score/*": MetricSpec(percent=True, description="relative score within one category"),
+        "relative_score_mean_of_ratios": MetricSpec(
+            percent=True, description="mean over questions of model / reference judge score x 100"
+        ),
+        "relative_score_mean_of_ratios/*": MetricSpec(percent=True, description="the same within one category"),
+        "reference_score": MetricSpec(
+            kind="baseline", baseline_for="model_score", description="mean judge score (0-10) of GPT-4's answer"
+        ),
+        "reference_score/*": MetricSpec(kind="baseline", description="the same within one category"),
+        "model_score": MetricSpec(kind="diagnostic", description="mean judge score (0-10) of the model's answer"),
+        "model_score/*": MetricSpec(kind="diagnostic", description="the same within one category"),
+        "n_scored": MetricSpec(kind="count", description="answers the judge scored"),
+        "judge_failures": MetricSpec(
+            kind="count", higher_is_better=False, description="answers with no usable judge reply (left out)"
+        ),
+        "zero_reference": MetricSpec(
+            kind="count", higher_is_better=False, description="scored answers whose reference scored 0 (left out)"
+        ),
+    },
 )

@@ -24,10 +24,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.jsonl import RecordFileError, read_json_list, read_jsonl
-from llava_adapt.data.llava_json import parse_conversation
-from llava_adapt.data.records import CaptionRecord, Skip
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import (
+    CaptionRecord,
+    DataError,
+    RecordFileError,
+    Skip,
+    SourceContext,
+    parse_conversation,
+    read_json_list,
+    read_jsonl,
+)
 
 from .paths import ESCAPES, image_path, input_path
 
@@ -83,7 +89,7 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     elif suffix == ".json":
         yield from read_json_list(path)
     else:
-        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; LLaVA pretraining data is .json or .jsonl")
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; LLaVA pretraining data is .json or .jsonl")
 
 
 def _record(row: dict[str, Any], where: str, image_dir: Path, root: Path) -> CaptionRecord | Skip:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from llava_adapt.data.paths import OutsideRootError, relative_to_root, within
+from llava_adapt.plugin import OutsideRootError, relative_to_root, within
 
 ESCAPES = "image path escapes the data root"  # the same reason `prepare` counts, so the manifest adds them up
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from llava_adapt.data.records import CaptionRecord, VQAItem
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import CaptionRecord, DataError, SourceContext, VQAItem
 
 from .shapes import COLORS, OPPOSITE, ShapesArgs, generate
 
@@ -91,16 +90,16 @@ def offline_generator(record: CaptionRecord, prompt_type: str, rng: random.Rando
         rng (`random.Random`): the job's random generator (question choice and order).
 
     Raises:
-        ValueError: an unknown prompt type, or a record without the shape labels (one from `coco` or
+        DataError: an unknown prompt type, or a record without the shape labels (one from `coco` or
             `llava_pretrain`: only a GPT-4-class teacher writes conversations for real images).
     """
     if prompt_type not in GENERATORS:
-        raise ValueError(
+        raise DataError(
             f"general offline generator: unknown prompt type {prompt_type!r} (known: {sorted(GENERATORS)})"
         )
     missing = {"color", "shape", "position", "background"} - set(record.labels)
     if missing:
-        raise ValueError(
+        raise DataError(
             f"record {record.id!r} lacks the shape labels {sorted(missing)}: the offline generator writes "
             "conversations for the synthetic `shapes` source only; for real images use generate.backend: openai "
             "or ready-made conversations (data.instruct_file)"

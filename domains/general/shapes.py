@@ -14,8 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.records import CaptionRecord
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import CaptionRecord, SourceContext
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),

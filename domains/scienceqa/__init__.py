@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llava_adapt.domain import Domain
+from llava_adapt.plugin import Domain
 
 from .benchmark import (
     scienceqa_benchmark,

@@ -23,16 +23,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.paths import relative_to_root
-from llava_adapt.data.records import Skip, VQAItem
-from llava_adapt.domain import Benchmark, SourceContext
+from llava_adapt.plugin import Benchmark, Skip, SourceContext, VQAItem, relative_to_root
 
 from .ensemble import ENSEMBLE
 from .images import blank_image
 from .layouts import Layout, LayoutError, detect_layout
 from .llava_json import read_llava_json
 from .loading import NO_IMAGE, Located, dataset_path, iter_problems
-from .metrics import answer_correct, scienceqa_metrics
+from .metrics import SCIENCEQA_SPECS, answer_correct, scienceqa_metrics
 from .problems import OPTIONS
 from .render import SINGLE_PRED_PROMPT, InputFormat, render_input
 from .synthetic import synthetic_context
@@ -156,6 +154,7 @@ scienceqa_benchmark = Benchmark(
     description="ScienceQA multiple choice (LLaVA-1.5 letter prompt); accuracy overall, by subject/context/grade",
     load=load_benchmark,
     metrics=scienceqa_metrics,
+    metric_specs=SCIENCEQA_SPECS,
     correct=answer_correct,
     ensemble=ENSEMBLE,
     args=ScienceQABenchmarkArgs,
@@ -166,6 +165,7 @@ scienceqa_explain_benchmark = Benchmark(
     description="ScienceQA answered with lecture + explanation + 'The answer is X.' (LLaVA QCM-LEA style)",
     load=load_benchmark,
     metrics=scienceqa_metrics,
+    metric_specs=SCIENCEQA_SPECS,
     correct=answer_correct,
     ensemble=ENSEMBLE,
     args=ScienceQABenchmarkArgs,
@@ -176,6 +176,7 @@ synthetic_benchmark = Benchmark(
     description="the test split of the synthetic source, with the scienceqa prompt and metrics (tiny preset)",
     load=load_synthetic_benchmark,
     metrics=scienceqa_metrics,
+    metric_specs=SCIENCEQA_SPECS,
     correct=answer_correct,
     ensemble=ENSEMBLE,
     args=SyntheticBenchmarkArgs,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import random
 
-from llava_adapt.data.records import CaptionRecord
+from llava_adapt.plugin import CaptionRecord, DataError
 
 from .render import SINGLE_PRED_PROMPT, render_input, render_output
 
@@ -80,26 +80,24 @@ def offline_generator(record: CaptionRecord, prompt_type: str, rng: random.Rando
         rng (`random.Random`): picks the follow-up question's wording.
 
     Raises:
-        ValueError: the record lacks a required label or its labels are malformed (naming the record).
+        DataError: the record lacks a required label or its labels are malformed (naming the record).
     """
     labels = record.labels
     missing = [key for key in REQUIRED_LABELS if not labels.get(key)]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"scienceqa offline generator: record {record.id!r} has no label(s) {', '.join(missing)} "
             "(records of the scienceqa 'problems' or 'synthetic' source carry them)"
         )
     try:
         choices = json.loads(labels["choices"])
     except json.JSONDecodeError:
-        raise ValueError(f"scienceqa offline generator: record {record.id!r}: label 'choices' is not JSON") from None
+        raise DataError(f"scienceqa offline generator: record {record.id!r}: label 'choices' is not JSON") from None
     if not isinstance(choices, list) or not 2 <= len(choices) <= 5:
-        raise ValueError(
-            f"scienceqa offline generator: record {record.id!r}: label 'choices' must list 2 to 5 options"
-        )
+        raise DataError(f"scienceqa offline generator: record {record.id!r}: label 'choices' must list 2 to 5 options")
     letters = "ABCDE"[: len(choices)]
     if labels["answer"] not in letters:
-        raise ValueError(
+        raise DataError(
             f"scienceqa offline generator: record {record.id!r}: answer {labels['answer']!r} is not one of the "
             f"{len(choices)} choices"
         )

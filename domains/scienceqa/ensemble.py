@@ -28,8 +28,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from llava_adapt.data.records import VQAItem
-from llava_adapt.domain import AskFn, Ensemble
+from llava_adapt.plugin import AskFn, Ensemble, MetricSpec, VQAItem
 
 from .parsing import FAILED, answer_index, parse_answer, parse_answer_regex
 from .problems import OPTIONS
@@ -198,4 +197,13 @@ ENSEMBLE = Ensemble(
     run=run_ensemble,
     description="LLaVA + GPT-4 (LLaVA paper §5.2): complement = the judge model's answer unless it has none; "
     "requery = the judge model re-answers, seeing both answers, where the two differ",
+    metric_specs={
+        "n_judge_no_answer": MetricSpec(
+            kind="count", higher_is_better=False, description="judge model answers with no readable letter"
+        ),
+        "n_requeried": MetricSpec(kind="count", description="problems re-asked because the two answers differ"),
+        "n_requery_no_answer": MetricSpec(
+            kind="count", higher_is_better=False, description="re-query replies with no readable letter"
+        ),
+    },
 )

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from llava_adapt.data.paths import within
-from llava_adapt.run.atomic import atomic_path
+from llava_adapt.plugin import atomic_path, within
 
 BLANK_IMAGE = "scienceqa_blank.png"
 BLANK_COLOUR = (123, 117, 104)  # round(255 * CLIP image mean): what a zero normalised tensor decodes to

@@ -23,9 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from llava_adapt.data.paths import relative_to_root
-from llava_adapt.data.records import Skip
-from llava_adapt.errors import InputError
+from llava_adapt.plugin import DataError, Skip, relative_to_root
 
 from .images import find_image
 from .problems import Problem, ProblemError, problem_from_mapping
@@ -34,7 +32,7 @@ Layout = Literal["auto", "lupantech", "parquet", "llava"]
 HF_SPLITS = {"val": "validation", "validation": "validation", "train": "train", "test": "test"}
 
 
-class LayoutError(InputError, ValueError):
+class LayoutError(DataError, ValueError):
     """The dataset folder is not in a layout this domain reads, or a file in it is malformed."""
 
 

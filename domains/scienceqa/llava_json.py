@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llava_adapt.data.records import Skip
+from llava_adapt.plugin import Skip
 
 from .images import find_image
 from .layouts import LayoutError, load_json

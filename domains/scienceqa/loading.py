@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llava_adapt.data.paths import relative_to_root, root_path, within
-from llava_adapt.data.records import Skip
-from llava_adapt.domain import SourceContext
+from llava_adapt.plugin import Skip, SourceContext, relative_to_root, root_path, within
 
 from .images import ESCAPES, blank_image, write_image_bytes
 from .layouts import Layout, LayoutError, detect_layout, read_lupantech, read_parquet

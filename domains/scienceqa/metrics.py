@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llava_adapt.data.records import VQAItem
+from llava_adapt.plugin import MetricSpec, VQAItem
 
 from .parsing import FAILED, answer_index, parse_answer
 from .problems import LOWER_GRADES, OPTIONS, SUBJECTS, UPPER_GRADES
@@ -107,3 +107,14 @@ def scienceqa_metrics(items: Sequence[VQAItem], predictions: Sequence[str]) -> d
 def answer_correct(item: VQAItem, prediction: str) -> bool:
     """Whether one answer text is right as `scienceqa_metrics` counts it (LLaVA's parser; `Benchmark.correct`)."""
     return answer_index(parse_answer(prediction.strip()), len(item.choices)) == gold_index(item)
+
+
+# What `scienceqa_metrics` returns: accuracies in percent, like the published tables.
+SCIENCEQA_SPECS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec(percent=True, primary=True, description="accuracy over all problems (Avg)"),
+    **{key: MetricSpec(percent=True, description=f"accuracy on the {key} problems") for key in CATEGORIES},
+    "count": MetricSpec(kind="count", description="problems scored"),
+    "correct": MetricSpec(kind="count", description="problems answered right"),
+    "n_*": MetricSpec(kind="count", description="problems in one category"),
+    "parse_failed": MetricSpec(kind="count", higher_is_better=False, description="answers naming no option"),
+}

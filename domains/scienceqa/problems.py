@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llava_adapt.errors import InputError
+from llava_adapt.plugin import DataError
 
 OPTIONS = ("A", "B", "C", "D", "E")
 """The option letters. ScienceQA problems have 2 to 5 choices; LLaVA's scorer knows exactly these five letters."""
@@ -24,7 +24,7 @@ UPPER_GRADES = tuple(f"grade{g}" for g in range(7, 13))
 TEXT_FIELDS = ("task", "grade", "subject", "topic", "category", "skill", "lecture", "solution")
 
 
-class ProblemError(InputError, ValueError):
+class ProblemError(DataError, ValueError):
     """A ScienceQA problem is malformed. The message names the file, the problem id and the key."""
 
 

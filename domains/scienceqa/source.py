@@ -24,8 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llava_adapt.data.records import CaptionRecord, Skip
-from llava_adapt.domain import Source, SourceContext
+from llava_adapt.plugin import CaptionRecord, Skip, Source, SourceContext
 
 from .loading import NoImage, iter_problems
 from .problems import Problem

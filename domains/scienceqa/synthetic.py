@@ -12,7 +12,10 @@ report. Four kinds of problem take turns:
 | which word is a colour | language science | grade5 | no | no | the question's choices |
 | colour of the fence | natural science | grade10 | yes | no | the hint |
 
-Everything is drawn from `random.Random(seed)`, so the same arguments always write the same bytes.
+Each split is drawn from its own `random.Random` stream (named after the split and `seed`), so the same arguments
+always write the same bytes, and a split's problems do not depend on the other splits' sizes: the test set of
+`n_train=200` and of `n_train=2000` is the same (only the problem ids, numbered on from the splits before,
+differ).
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from llava_adapt.domain import SourceContext
-from llava_adapt.run.atomic import atomic_path, write_json
+from llava_adapt.plugin import SourceContext, atomic_path, write_json
 
 COLOURS = {
     "red": (220, 40, 40),
@@ -147,7 +149,6 @@ def build_synthetic_scienceqa(
         layout (`"lupantech" | "parquet"`, defaults to `"lupantech"`): which file layout to write.
     """
     root = Path(root)
-    rng = random.Random(seed)
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     problems: dict[str, dict[str, Any]] = {}
     colours: dict[str, tuple[int, int, int] | None] = {}
@@ -155,8 +156,9 @@ def build_synthetic_scienceqa(
     i = 0
     for split, size in sizes.items():
         splits[split] = []
-        for _ in range(size):
-            problem, rgb = _problem(i, rng)
+        rng = random.Random(f"scienceqa-synthetic-{split}-{seed}")
+        for index in range(size):
+            problem, rgb = _problem(index, rng)
             pid = str(i + 1)
             problems[pid] = problem | {"split": split}
             colours[pid] = rgb

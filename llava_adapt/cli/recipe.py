@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from llava_adapt.cli.errors import CommandGroup, print_error
-from llava_adapt.recipe.loader import RecipeError, builtin_recipes, find_recipe, load_recipe, read_presets
+from llava_adapt.recipe.catalog import recipe_catalog
+from llava_adapt.recipe.loader import RecipeError, find_recipe, load_recipe, read_presets
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -47,37 +48,46 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @app.command("ls", epilog="Example: llava-adapt recipe ls --json")
 def ls(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List the built-in recipes with their domain and presets."""
+    """List the recipes, built-in and shipped by plugin packages, with their domain and presets."""
+    catalog = recipe_catalog()
     rows = []
-    for name, path in sorted(builtin_recipes().items()):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for name, recipe in sorted(catalog.recipes.items()):
+        try:
+            data = yaml.safe_load(recipe.path.read_text(encoding="utf-8")) or {}
+            presets = read_presets(recipe.path)
+        except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as exc:
+            catalog.warnings.append(f"recipe {name!r} ({recipe.path}) is not a YAML mapping: {exc}")
+            continue
         rows.append(
             {
                 "name": name,
-                "domain": data.get("domain"),
-                "description": _header(path),
-                "presets": read_presets(path),
-                "path": str(path),
+                "domain": data.get("domain") if isinstance(data, dict) else None,
+                "description": _header(recipe.path),
+                "presets": presets,
+                "path": str(recipe.path),
+                "provider": recipe.provider,
             }
         )
+    for warning in catalog.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Built-in recipes")
-    for col in ("name", "domain", "presets", "description"):
+    table = Table(title="Recipes")
+    for col in ("name", "domain", "presets", "provider", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], str(r["domain"]), ", ".join(r["presets"]), r["description"])
+        table.add_row(r["name"], str(r["domain"]), ", ".join(r["presets"]), r["provider"], r["description"])
     console.print(table)
 
 
 @app.command("cp", epilog="Example: llava-adapt recipe cp biomed my_biomed.yaml")
 def cp(
-    name: str = typer.Argument(..., help="A built-in recipe name (see `recipe ls`)."),
+    name: str = typer.Argument(..., help="A recipe name (see `recipe ls`)."),
     dest: Path = typer.Argument(..., help="Destination file or folder."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Copy a built-in recipe (comments and presets included) to edit it."""
+    """Copy a recipe, built-in or from a plugin package (comments and presets included), to edit it."""
     try:
         source = find_recipe(name)
     except RecipeError as exc:
@@ -95,7 +105,7 @@ def cp(
     epilog="Example: llava-adapt recipe validate biomed --preset tiny instruct.mode=full",
 )
 def validate(
-    recipe: str = typer.Argument(..., help="A built-in recipe name or a YAML path."),
+    recipe: str = typer.Argument(..., help="A recipe name (see `recipe ls`) or a YAML path."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     preset: str = typer.Option(None, "--preset", "-p", help="A preset of the recipe, e.g. tiny."),
 ) -> None:
@@ -117,7 +127,7 @@ def validate(
     "llava-adapt recipe plan general --accelerate-config zero3 --num-gpus 8",
 )
 def plan(
-    recipe: str = typer.Argument(..., help="A built-in recipe name or a YAML path."),
+    recipe: str = typer.Argument(..., help="A recipe name (see `recipe ls`) or a YAML path."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     preset: str = typer.Option(None, "--preset", "-p", help="A preset of the recipe, e.g. tiny."),
     run_dir: str = typer.Option(None, "--run-dir", help="Run directory (default: the recipe's run_dir)."),
@@ -161,7 +171,7 @@ def plan(
     epilog="Example: llava-adapt recipe run biomed --preset tiny --run-dir runs/biomed-tiny align.max_steps=100",
 )
 def run(
-    recipe: str = typer.Argument(..., help="A built-in recipe name or a YAML path."),
+    recipe: str = typer.Argument(..., help="A recipe name (see `recipe ls`) or a YAML path."),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     preset: str = typer.Option(None, "--preset", "-p", help="A preset of the recipe, e.g. tiny."),
     run_dir: str = typer.Option(None, "--run-dir", help="Run directory (default: the recipe's run_dir)."),

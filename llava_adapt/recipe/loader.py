@@ -12,7 +12,6 @@ merging into them (and one that switches `finetune.benchmark` replaces `finetune
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from llava_adapt.domain import Domain
 from llava_adapt.errors import InputError
+from llava_adapt.recipe.catalog import builtin_recipe_files, recipe_catalog
 from llava_adapt.recipe.errors import KeyedError
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNotFoundError, registry
@@ -67,31 +67,36 @@ class LoadedRecipe:
 
 def builtin_recipes() -> dict[str, Path]:
     """The recipes shipped with llava-adapt, by name (file stem)."""
-    folder = importlib.resources.files("llava_adapt.recipes")
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+    return {r.name: r.path for r in builtin_recipe_files()}
 
 
 def find_recipe(name_or_path: str) -> Path:
-    """Resolve a built-in recipe name or a path to a YAML file.
+    """Resolve a recipe name (built-in, or shipped by a plugin package: `llava_adapt.recipe.catalog`) or a path to a
+    YAML file.
 
     Raises:
-        RecipeError: neither a file nor a built-in recipe (with a did-you-mean).
+        RecipeError: neither a file nor a recipe name (with a did-you-mean), or a name two plugin packages ship.
     """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file() or "/" in name_or_path:
         if not path.is_file():
             raise RecipeError(str(path), [("", "no such recipe file")])
         return path
-    recipes = builtin_recipes()
-    if name_or_path in recipes:
-        return recipes[name_or_path]
+    catalog = recipe_catalog()
+    if name_or_path in catalog.recipes:
+        return catalog.recipes[name_or_path].path
+    if name_or_path in catalog.ambiguous:
+        files = ", ".join(str(r.path) for r in catalog.ambiguous[name_or_path])
+        raise RecipeError(name_or_path, [("", f"more than one plugin package ships a recipe of that name; "
+                                              f"pass the path of the one you mean: {files}")])  # fmt: skip
+    recipes = catalog.recipes
     raise RecipeError(
         name_or_path,
         [
             (
                 "",
-                f"no recipe file or built-in recipe of that name.{did_you_mean(name_or_path, recipes)} "
-                f"Built-in recipes: {', '.join(sorted(recipes))} (`llava-adapt recipe ls`).",
+                f"no recipe file or recipe of that name.{did_you_mean(name_or_path, recipes)} "
+                f"Recipes: {', '.join(sorted(recipes))} (`llava-adapt recipe ls`).",
             )
         ],
     )
