@@ -27,8 +27,8 @@ from llava_adapt.model.original import load_projector
 from llava_adapt.run.atomic import atomic_path
 from llava_adapt.stages.context import StageContext
 from llava_adapt.stages.model_source import start_model
+from llava_adapt.stages.training import train_in_stage
 from llava_adapt.train.formats import TrainingSample
-from llava_adapt.train.run import train_stage
 
 
 def caption_samples(captions: Path, images_dir: Path) -> Iterator[TrainingSample]:
@@ -74,7 +74,7 @@ def run(ctx: StageContext) -> None:
             processor.save_pretrained(tmp)
         return
     set_trainable(model, ["projector"])
-    trainer = train_stage(
+    trainer = train_in_stage(
         ctx,
         model,
         processor,

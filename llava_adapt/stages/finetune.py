@@ -55,9 +55,9 @@ from llava_adapt.stages.instruct import (
     restore_result,
     without_align_model,
 )
+from llava_adapt.stages.training import train_in_stage
 from llava_adapt.train.config import LoraSettings
 from llava_adapt.train.formats import TrainingSample
-from llava_adapt.train.run import train_stage
 
 SAMPLES_FILE = "train.jsonl"  # in `finetune/data/`: the samples trained on, one JSON object per line
 
@@ -200,7 +200,7 @@ def _train(ctx: StageContext, start: Start, out_dir: Path, samples: Path) -> Non
     model, processor, peft_config = load_start(ctx, start)
     learning_rate = cfg.resolved_learning_rate(start.mode)
     ctx.record("learning_rate", learning_rate)
-    trainer = train_stage(
+    trainer = train_in_stage(
         ctx,
         model,
         processor,

@@ -42,9 +42,9 @@ from llava_adapt.run.atomic import atomic_path, write_json
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.stages.context import StageContext
 from llava_adapt.stages.model_source import start_model
+from llava_adapt.stages.training import train_in_stage
 from llava_adapt.train.config import LoraSettings
 from llava_adapt.train.formats import TrainingSample, conversation_to_messages
-from llava_adapt.train.run import train_stage
 
 RESULT_FILE = "train_result.json"  # written into a training's folder once its model is saved
 
@@ -198,7 +198,7 @@ def _train(ctx: StageContext, base: str, out_dir: Path, data_file: Path, image_r
         if quantization is not None:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
         peft_config = lora_config(model, cfg.lora, cfg.train_vision_tower)
-    trainer = train_stage(
+    trainer = train_in_stage(
         ctx,
         model,
         processor,

@@ -193,13 +193,13 @@ def test_a_resumed_finetune_does_not_redo_a_finished_training(
     shutil.rmtree(ablation / "checkpoints")
     adapter = (run_dir / "finetune" / "adapter_model.safetensors").read_bytes()
     trained: list[Path] = []
-    real = finetune.train_stage
+    real = finetune.train_in_stage
 
     def spy(ctx, model, processor, samples, settings, stage_dir, **kwargs):
         trained.append(Path(stage_dir))
         return real(ctx, model, processor, samples, settings, stage_dir, **kwargs)
 
-    monkeypatch.setattr(finetune, "train_stage", spy)
+    monkeypatch.setattr(finetune, "train_in_stage", spy)
     ctx = _context(run_dir, resume=True)
     finetune.run(ctx)
     assert trained == [ablation]

@@ -40,15 +40,15 @@ def main() -> None:
     recipe = make_recipe(run_dir, instruct={"per_device_train_batch_size": 2})
     ctx = context(recipe, "instruct", resume=resume)
     seen = {}
-    train_stage = instruct.train_stage
+    train_in_stage = instruct.train_in_stage
 
     def spy(*args, **kwargs):  # what the trainer ran under
-        trainer = train_stage(*args, **kwargs)
+        trainer = train_in_stage(*args, **kwargs)
         seen["distributed"] = trainer.accelerator.distributed_type.value
         seen["fsdp_version"] = trainer.accelerator.state.fsdp_plugin.fsdp_version if trainer.is_fsdp_enabled else None
         return trainer
 
-    instruct.train_stage = spy
+    instruct.train_in_stage = spy
     instruct.run(ctx)
     state = PartialState()
     report = {"rank": state.process_index, "world": state.num_processes, **seen, **ctx.info}

@@ -23,9 +23,9 @@ Starts = dict[Path, dict[str, torch.Tensor]]
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> Starts:
-    """Record the projector weights each `train_stage` call starts from, by stage folder."""
+    """Record the projector weights each `train_in_stage` call starts from, by stage folder."""
     starts: Starts = {}
-    real = instruct.train_stage
+    real = instruct.train_in_stage
 
     def spy(ctx, model, processor, samples, settings, stage_dir, **kwargs):
         projector = {k: v.detach().clone() for k, v in model.state_dict().items() if part_of(model, k) == "projector"}
@@ -33,7 +33,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> Starts:
         starts[Path(stage_dir)] = projector
         return real(ctx, model, processor, samples, settings, stage_dir, **kwargs)
 
-    monkeypatch.setattr(instruct, "train_stage", spy)
+    monkeypatch.setattr(instruct, "train_in_stage", spy)
     return starts
 
 
