@@ -5,15 +5,21 @@ relative path, so `report.html` and `report/` open offline together (and the PNG
 card). Sections, each shown only when the run has what it needs:
 
 - training: loss and learning-rate curves per stage, from the `log_history.json` that `align`, `instruct` and
-  `finetune` write (or, for an interrupted stage, from the `trainer_state.json` of its last complete checkpoint);
-- evaluation: per benchmark, a table of every metric in `eval/<benchmark>/metrics.json` with one column per model
-  it records (`baseline` = untrained, `align` = after stage 1 when recorded, `without_align` = stage 2 trained
-  without stage 1, LLaVA's "no stage 1" ablation, when recorded, `metrics` = the trained model, `ensemble` = its
-  answers combined with the judge model's, `evaluate.ensemble`) and a bar chart of the scores, under the
-  benchmark's `notes` (caveats about its question set) when it has any;
+  `finetune` write (or, for an interrupted stage, from the `trainer_state.json` of its last complete checkpoint),
+  with the stage-2-only training (`<stage>/without_align/`) drawn next to the main one when the run has it; the
+  caption's time is the manifest's (the same as the stages table), the trainer's own loop time beside it, labelled;
+- evaluation: per benchmark, what was asked (questions per answer type, the distinct questions when there are
+  few), a table of every metric in `eval/<benchmark>/metrics.json` with one column per model it records
+  (`baseline` = untrained, `align` = after stage 1 when recorded, `without_align` = stage 2 trained without
+  stage 1, LLaVA's "no stage 1" ablation, when recorded, `metrics` = the trained model, `ensemble` = its answers
+  combined with the judge model's, `evaluate.ensemble`) and what kind each metric is, and a bar chart of the
+  scores: only the metrics `metrics.json` declares as scores (`llava_adapt.evaluate.metric_spec`), with declared
+  baselines (e.g. chance) as reference lines; counts and diagnostics stay in the table. A `metrics.json` without
+  declarations gets every metric that is not a count drawn, and says so. Under the benchmark's `notes` (caveats
+  about its question set) when it has any;
 - stages: the manifest's table (status, time, attempts, records kept and skipped with reasons, errors);
-- samples: the first predictions of each benchmark, wrong ones first, with their images, references and (when
-  recorded) the stage-2-only model's and the baseline's answers.
+- samples: predictions of each benchmark, wrong ones first, as many distinct images and questions as there are,
+  with their images, references and (when recorded) the stage-2-only model's and the baseline's answers.
 
 `write_report(run_dir)` regenerates both at any time (`llava-adapt report RUN_DIR`).
 """
@@ -32,13 +38,13 @@ from PIL import Image, UnidentifiedImageError
 
 from llava_adapt.data.jsonl import RecordFileError, read_jsonl
 from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.evaluate.metric_spec import MetricSpec, declared_spec, format_metric, read_specs, spec_of
 from llava_adapt.evaluate.plots import plot_metrics, plot_training
-from llava_adapt.hub.run_info import is_count
 from llava_adapt.recipe.schema import STAGE_ORDER
 from llava_adapt.run.atomic import atomic_path, write_text
+from llava_adapt.run.checkpoints import last_checkpoint
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.run.manifest import Manifest
-from llava_adapt.train.trainer import last_checkpoint
 
 TEMPLATE = Path(__file__).with_name("report.html.jinja")
 REPORT_DIR = "report"
@@ -48,6 +54,8 @@ COLUMNS = {"baseline": "baseline (untrained)", "align": "after align", "without_
            "metrics": "trained", "ensemble": "ensemble with the judge model"}  # fmt: skip
 TRAINING_STAGES = ("align", "instruct", "finetune")
 ABLATION_PREDICTIONS = "without_align_predictions.jsonl"  # the stage-2-only model's answers (evaluate stage)
+ABLATION_DIR = "without_align"  # inside instruct/ and finetune/: the stage-2-only training
+MAX_LISTED_QUESTIONS = 8  # a benchmark asking at most this many distinct questions lists them
 
 
 class ReportError(LlavaAdaptError, ValueError):
@@ -102,25 +110,62 @@ def metric_columns(data: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {title: _flatten(data[key]) for key, title in COLUMNS.items() if isinstance(data.get(key), dict)}
 
 
-def _format(value: float | None) -> str:
-    if value is None:
-        return ""
-    return str(value) if isinstance(value, int) else f"{value:.4f}"
+def metric_kind(name: str, specs: dict[str, MetricSpec], primary: str | None) -> str:
+    """What a metric is, in words, for the table's `kind` column (e.g. `score (primary)`, `baseline of accuracy`,
+    `count`, `diagnostic, lower is better`)."""
+    spec = declared_spec(name, specs)
+    if spec is None:
+        return f"{spec_of(name, specs).kind} (not declared)"
+    words = [spec.kind + (" (primary)" if name == primary else "")]
+    if spec.baseline_for:
+        words = [f"baseline of {spec.baseline_for}"]
+    if spec.percent:
+        words.append("percent")
+    if not spec.higher_is_better:
+        words.append("lower is better")
+    return ", ".join(words)
 
 
-def _metrics_table(columns: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _metrics_table(columns: dict[str, dict[str, float]], specs: dict[str, MetricSpec], primary: str | None) -> dict:
     names = list(dict.fromkeys(m for scores in columns.values() for m in scores))
     titles = list(columns)
     with_change = COLUMNS["baseline"] in columns and COLUMNS["metrics"] in columns
     rows = []
     for name in names:
-        cells = [_format(columns[t].get(name)) for t in titles]
+        spec = spec_of(name, specs)
+        cells = ["" if (v := columns[t].get(name)) is None else format_metric(v, spec) for t in titles]
         if with_change:
             before, after = columns[COLUMNS["baseline"]].get(name), columns[COLUMNS["metrics"]].get(name)
-            change = after - before if None not in (before, after) and not is_count(name) else None
-            cells.append("" if change is None else f"{change:+.4f}")
-        rows.append({"name": name, "cells": cells})
+            changes = spec.kind in ("score", "diagnostic") and None not in (before, after)
+            cells.append(f"{after - before:+.{2 if spec.percent else 4}f}" if changes else "")
+        rows.append({"name": name, "cells": cells, "kind": metric_kind(name, specs, primary)})
     return {"titles": titles + (["change"] if with_change else []), "rows": rows}
+
+
+def chart_data(
+    columns: dict[str, dict[str, float]], specs: dict[str, MetricSpec], primary: str | None
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """What a benchmark's chart draws: the scores of each model (primary first), and the declared baselines by the
+    score they are a baseline of (e.g. `{"accuracy": {"chance": 0.31}}`, from the trained model's column).
+
+    Without declarations (`specs` empty), every metric that is not a count is taken for a score.
+    """
+
+    def drawn(name: str) -> bool:
+        kind = spec_of(name, specs).kind
+        return kind == "score" if specs else kind != "count"
+
+    scores = {}
+    for title, values in columns.items():
+        order = sorted(values, key=lambda m: m != primary)  # stable: the table's order otherwise
+        scores[title] = {m: values[m] for m in order if drawn(m)}
+    trained = columns.get(COLUMNS["metrics"]) or next(iter(columns.values()), {})
+    references: dict[str, dict[str, float]] = {}
+    for name, value in trained.items():
+        spec = declared_spec(name, specs)
+        if spec is not None and spec.kind == "baseline" and spec.baseline_for:
+            references.setdefault(spec.baseline_for, {})[name] = value
+    return scores, references
 
 
 def _ensemble_line(info: Any) -> str:
@@ -163,13 +208,57 @@ def _thumbnail(source: Path | None, target: Path) -> bool:
     return True
 
 
+def pick_samples(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """Up to `size` predictions to show, wrong ones first (then in file order), as varied as the benchmark allows:
+    first rows whose image and question are both new to the selection, then rows with a new image, then any.
+
+    Args:
+        rows (`list[dict]`): `predictions.jsonl`'s rows (`image`, `question`, `correct`, ...).
+        size (`int`): how many to pick.
+    """
+    ranked = sorted(rows, key=lambda r: r.get("correct") is not False)
+    picked: list[int] = []
+    images: set[str] = set()
+    questions: set[str] = set()
+    for new_question in (True, False):
+        for n, row in enumerate(ranked):
+            if len(picked) == size:
+                break
+            image, question = str(row.get("image") or row.get("id")), str(row.get("question"))
+            if n not in picked and image not in images and (question not in questions or not new_question):
+                picked.append(n)
+                images.add(image)
+                questions.add(question)
+    picked += [n for n in range(len(ranked)) if n not in picked][: size - len(picked)]
+    return [ranked[n] for n in sorted(picked)]
+
+
+def question_summary(rows: list[dict[str, Any]], prompt_example: Any) -> dict[str, Any]:
+    """What a benchmark asked, from its `predictions.jsonl` rows: questions per answer type (`closed`, `open`),
+    the distinct questions with their counts when there are at most `MAX_LISTED_QUESTIONS`, else their number, and
+    the first question's prompt as sent (`metrics.json`'s `prompt_example`) when the benchmark's prompt template
+    added to it (e.g. the choices); a prompt that is the question itself is not repeated."""
+    types: dict[str, int] = {}
+    asked: dict[str, int] = {}
+    for row in rows:
+        if row.get("answer_type"):
+            types[str(row["answer_type"])] = types.get(str(row["answer_type"]), 0) + 1
+        if row.get("question"):
+            asked[str(row["question"])] = asked.get(str(row["question"]), 0) + 1
+    first = str(rows[0].get("question") or "") if rows else ""
+    example = str(prompt_example or "")
+    prompt = example if first and first in example and example != first else None
+    listed = sorted(asked.items(), key=lambda kv: -kv[1]) if len(asked) <= MAX_LISTED_QUESTIONS else []
+    return {"types": types, "distinct": len(asked), "listed": listed, "prompt": prompt}
+
+
 def gallery(bench_dir: Path, report_dir: Path, size: int) -> list[Sample]:
-    """Pick up to `size` predictions of a benchmark (wrong ones first) and thumbnail their images into
+    """Pick up to `size` predictions of a benchmark (`pick_samples`) and thumbnail their images into
     `report_dir/gallery/<benchmark>/`."""
     rows = _predictions(bench_dir / "predictions.jsonl")
     baseline = {str(r.get("id")): r.get("prediction") for r in _predictions(bench_dir / "baseline_predictions.jsonl")}
     ablation = {str(r.get("id")): r.get("prediction") for r in _predictions(bench_dir / ABLATION_PREDICTIONS)}
-    chosen = sorted(rows, key=lambda r: r.get("correct") is not False)[:size]
+    chosen = pick_samples(rows, size)
     samples = []
     for n, row in enumerate(chosen):
         relative = f"gallery/{bench_dir.name}/{n:03d}.png"
@@ -194,6 +283,42 @@ def _duration(seconds: float | None) -> str:
         return ""
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{rest:.1f} s"
+
+
+def training_summary(label: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """One training's line of a stage's caption: its label, optimizer steps, mean training loss, and the time of
+    the trainer's loop alone (`train_runtime`, formatted; empty when not logged) — all from the log history."""
+    summary = next((e for e in reversed(history) if "train_loss" in e), {})
+    steps = summary.get("step", max((e.get("step", 0) for e in history), default=0))
+    return {"label": label, "steps": steps, "loss": summary.get("train_loss"),
+            "loop_time": _duration(summary.get("train_runtime"))}  # fmt: skip
+
+
+def benchmark_section(bench_dir: Path, report_dir: Path, gallery_size: int) -> dict[str, Any]:
+    """What the report shows of one evaluated benchmark (`eval/<benchmark>/`), its chart and thumbnails written
+    into `report_dir`."""
+    data = _read_json(bench_dir / "metrics.json")
+    data = data if isinstance(data, dict) else {}
+    name = bench_dir.name
+    columns = metric_columns(data)
+    specs, primary = read_specs(data)
+    scores, references = chart_data(columns, specs, primary)
+    chart = plot_metrics(
+        scores, name, report_dir / f"{name}_metrics.png", references, lambda m, v: format_metric(v, spec_of(m, specs))
+    )
+    return {
+        "name": name,
+        "num_items": data.get("num_items"),
+        "asked": question_summary(_predictions(bench_dir / "predictions.jsonl"), data.get("prompt_example")),
+        "declared": bool(specs),
+        "references": bool(references),
+        "table": _metrics_table(columns, specs, primary),
+        "ablation": COLUMNS["without_align"] in columns,
+        "notes": [str(n) for n in data.get("notes", [])],
+        "ensemble": _ensemble_line(data.get("ensemble_info")),
+        "chart": f"{REPORT_DIR}/{name}_metrics.png" if chart else None,
+        "samples": gallery(bench_dir, report_dir, gallery_size),
+    }
 
 
 def stage_rows(manifest: Manifest, planned: list[str]) -> list[dict[str, Any]]:
@@ -248,30 +373,23 @@ def write_report(run_dir: str | Path, gallery_size: int = 8) -> Path:
         folder.mkdir()
         training = []
         for stage in TRAINING_STAGES:
-            history = training_history(layout.root / stage)
-            if plot_training(history, stage, folder / f"{stage}_curves.png"):
-                summary = next((e for e in reversed(history) if "train_loss" in e), {})
-                training.append({"stage": stage, "image": f"{REPORT_DIR}/{stage}_curves.png", "summary": summary})
-        benchmarks = []
-        for path in sorted(layout.eval_dir.glob("*/metrics.json")):
-            data = _read_json(path)
-            name = path.parent.name
-            columns = metric_columns(data if isinstance(data, dict) else {})
-            scores = {t: {m: v for m, v in s.items() if not is_count(m)} for t, s in columns.items()}
-            chart = plot_metrics(scores, name, folder / f"{name}_metrics.png")
-            benchmarks.append(
-                {
-                    "name": name,
-                    "num_items": data.get("num_items") if isinstance(data, dict) else None,
-                    "prompt": data.get("prompt_example") if isinstance(data, dict) else None,
-                    "table": _metrics_table(columns),
-                    "ablation": COLUMNS["without_align"] in columns,
-                    "notes": [str(n) for n in data.get("notes", [])] if isinstance(data, dict) else [],
-                    "ensemble": _ensemble_line(data.get("ensemble_info") if isinstance(data, dict) else None),
-                    "chart": f"{REPORT_DIR}/{name}_metrics.png" if chart else None,
-                    "samples": gallery(path.parent, folder, gallery_size),
-                }
-            )
+            histories = {stage: training_history(layout.root / stage)}
+            if (layout.root / stage / ABLATION_DIR).is_dir():
+                histories[COLUMNS["without_align"]] = training_history(layout.root / stage / ABLATION_DIR)
+            if plot_training(histories, stage, folder / f"{stage}_curves.png"):
+                entry = manifest.stage(stage) or {}
+                training.append(
+                    {
+                        "stage": stage,
+                        "image": f"{REPORT_DIR}/{stage}_curves.png",
+                        "runs": [training_summary(label, h) for label, h in histories.items() if h],
+                        "stage_time": _duration(entry.get("seconds")),
+                    }
+                )
+        benchmarks = [
+            benchmark_section(path.parent, folder, gallery_size)
+            for path in sorted(layout.eval_dir.glob("*/metrics.json"))
+        ]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     html = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         run_dir=str(layout.root),

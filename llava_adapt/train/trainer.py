@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from pathlib import Path
 
 import torch
@@ -22,8 +21,6 @@ from llava_adapt.model.modules import part_of
 from llava_adapt.train.config import TrainerSettings
 from llava_adapt.train.loss import fused_head_skips_unlabelled, labelled_loss
 from llava_adapt.train.tracking import Tracker
-
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
 class LlavaSFTTrainer(SFTTrainer):
@@ -161,15 +158,3 @@ def sft_config(settings: TrainerSettings, output_dir: Path, seed: int, tracker: 
         disable_tqdm=os.environ.get("LLAVA_ADAPT_PROGRESS", "1") == "0",
         **tracking,
     )
-
-
-def last_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The checkpoint with the highest step under `checkpoint_dir` that finished saving, or `None`."""
-    if not checkpoint_dir.is_dir():
-        return None
-    found = []
-    for path in checkpoint_dir.iterdir():
-        match = CHECKPOINT_PATTERN.match(path.name)
-        if match and (path / "trainer_state.json").is_file():  # written last: the checkpoint is complete
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None

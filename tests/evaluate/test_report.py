@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -13,8 +16,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from llava_adapt.cli.eval import register
-from llava_adapt.evaluate.report import ReportError, write_report
-from tests.hub.conftest import run_dir, run_template  # noqa: F401  (fixtures)
+from llava_adapt.evaluate import plots
+from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs
+from llava_adapt.evaluate.report import ReportError, chart_data, metric_columns, pick_samples, write_report
+from tests.evaluate.report_run import build_report_run
+from tests.hub.conftest import METRICS, run_dir, run_template  # noqa: F401  (fixtures)
 
 # The shape of `trainer.state.log_history`, as align/instruct save it (transformers 5 / TRL 1.16).
 LOG = [
@@ -94,8 +100,10 @@ def test_report_renders_offline(full_run: Path) -> None:
     sources = set(page.images)
     assert {"report/align_curves.png", "report/instruct_curves.png", "report/vqa_rad_metrics.png"} <= sources
     # metrics table: baseline and trained side by side, with the change
-    assert "baseline (untrained)" in text and "closed_accuracy 0.5000 0.7500 +0.2500" in text
-    assert "slake" in text and "by_type/organ" in text
+    vqa_rad = METRICS["vqa_rad"]
+    before, after = vqa_rad["baseline"]["closed_accuracy"], vqa_rad["metrics"]["closed_accuracy"]
+    assert "baseline (untrained)" in text and f"closed_accuracy {before:.4f} {after:.4f} {after - before:+.4f}" in text
+    assert "slake" in text and all(name in text for name in metric_columns(METRICS["slake"])["trained"])
     # stage table from the manifest, with skip reasons
     assert "answer truncated: 1" in text and "corrupt or unreadable image: 2" in text
     # gallery: the wrong answer first, its image found by id; the baseline's answer shown
@@ -138,3 +146,104 @@ def _app() -> typer.Typer:
 
 def test_report_help_has_an_example() -> None:
     assert "Example: llava-adapt report" in CliRunner().invoke(_app(), ["report", "--help"]).output
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A realistic finished tiny biomed run (`report_run`), its report written."""
+    run = build_report_run(tmp_path_factory.mktemp("report") / "run")
+    write_report(run)
+    return run
+
+
+def _text(run: Path) -> str:
+    return " ".join(" ".join(_parse(run / "report.html").text).split())
+
+
+def test_the_tables_say_what_each_metric_and_figure_is(tiny_run: Path) -> None:
+    text = _text(tiny_run)
+    # what was asked: per answer type and per question, not one prompt for all
+    assert "54 questions (30 closed, 24 open)" in text and "Prompt:" not in text
+    assert "Is there a lesion in this image? 12" in text
+    assert "Which side of the image is the lesion on, left or right? 6" in text
+    # counts as integers, every metric's kind, no change for a count
+    assert "n_closed 30 30 30 count" in text and "151.0000" not in text and "30.0000" not in text
+    assert "closed_accuracy 0.0000 0.9000 0.9333 +0.9333 score (primary)" in text
+    assert "closed_no_answer 1.0000 0.0000 0.0000 -1.0000 diagnostic, lower is better" in text
+    # one source of stage times (the manifest's), the trainer's loop time named as such
+    assert text.count("8 min 31 s") == 2  # the instruct caption and the stages table
+    assert "Stage time 8 min 31 s: the whole instruct stage" in text
+    assert "instruct: 250 steps, mean training loss" in text and "training loop 1 min 8 s" in text
+    assert "stage 2 only (no align): 250 steps" in text and "training loop 1 min 6 s" in text
+
+
+def test_the_chart_draws_declared_scores_with_their_baselines(tiny_run: Path) -> None:
+    data = json.loads((tiny_run / "eval" / "synthetic" / "metrics.json").read_text())
+    specs, primary = read_specs(data)
+    scores, references = chart_data(metric_columns(data), specs, primary)
+    assert list(scores) == ["baseline (untrained)", "stage 2 only (no align)", "trained"]
+    drawn = list(scores["trained"])
+    assert drawn[0] == "closed_accuracy" and "open_recall" in drawn
+    assert not {"n_closed", "n_open", "closed_no_answer"} & set(drawn)  # counts and diagnostics are not scores
+    assert references == {}
+    chance = {"accuracy": MetricSpec(primary=True), "chance": MetricSpec(kind="baseline", baseline_for="accuracy"),
+              "num_closed": MetricSpec(kind="count")}  # fmt: skip
+    columns = {"baseline (untrained)": {"accuracy": 0.0, "chance": 0.31, "num_closed": 48.0},
+               "trained": {"accuracy": 0.9, "chance": 0.31, "num_closed": 48.0}}  # fmt: skip
+    scores, references = chart_data(columns, chance, "accuracy")
+    assert scores == {"baseline (untrained)": {"accuracy": 0.0}, "trained": {"accuracy": 0.9}}
+    assert references == {"accuracy": {"chance": 0.31}}
+    # without declarations (an older metrics.json) every metric but the counts is drawn
+    scores, _ = chart_data(columns, {}, None)
+    assert scores["trained"] == {"accuracy": 0.9, "chance": 0.31}
+
+
+def _drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    figures: list[Any] = []
+    real = plots.plt.close
+    monkeypatch.setattr(plots.plt, "close", lambda fig: (figures.append(fig), real(fig)))
+    return figures
+
+
+def test_zero_scores_and_chance_are_visible_and_the_figure_fits_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = _drawn(monkeypatch)
+    columns = {"baseline (untrained)": {"accuracy": 0.0, "f1": 0.25}, "trained": {"accuracy": 0.9}}
+    assert plots.plot_metrics(columns, "bench", tmp_path / "m.png", {"accuracy": {"chance": 0.31}})
+    ax = figures[0].axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("0") == 1 and "0.9" in labels and "0.25" in labels and "chance 0.31" in labels
+    zero_marks = [line for line in ax.lines if list(line.get_xdata()) == [0]]
+    assert len(zero_marks) == 1  # the zero bar's tick
+    assert len(ax.patches) == 3  # the trained model has no f1: no bar, rather than a bar at 0
+    with Image.open(tmp_path / "m.png") as image:
+        assert image.width <= 1100  # the page's column
+
+
+def test_the_instruct_curves_include_the_stage_2_only_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = _drawn(monkeypatch)
+    histories = {"instruct": LOG, "stage 2 only (no align)": LOG[:2], "empty": []}
+    assert plots.plot_training(histories, "instruct", tmp_path / "c.png")
+    loss_ax = figures[0].axes[0]
+    assert [line.get_label() for line in loss_ax.lines] == ["instruct", "stage 2 only (no align)"]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["instruct", "stage 2 only (no align)"]
+    assert not plots.plot_training({"instruct": []}, "instruct", tmp_path / "none.png")
+
+
+def test_the_gallery_shows_distinct_images_and_questions_wrong_ones_first(tiny_run: Path) -> None:
+    rows = [json.loads(line) for line in (tiny_run / "eval" / "synthetic" / "predictions.jsonl").open()]
+    chosen = pick_samples(rows, 8)
+    assert len({r["image"] for r in chosen}) == 8
+    assert len({r["question"] for r in chosen}) == 5  # every question kind of the benchmark
+    wrong = [r.get("correct") is False for r in chosen]
+    assert wrong == sorted(wrong, reverse=True) and any(wrong)
+    assert pick_samples(rows[:4], 8) == rows[:4]  # one image, four questions: all of them, nothing invented
+    page = (tiny_run / "report.html").read_text()
+    assert page.count('<div class="card">') == 8 and "overflow-wrap: anywhere" in page
+
+
+def test_the_report_imports_neither_torch_nor_trl() -> None:
+    code = "import sys, llava_adapt.evaluate.report; print(sorted({'torch', 'trl'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
