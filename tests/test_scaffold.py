@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from llava_adapt.cli import app
@@ -50,3 +51,35 @@ def test_bad_names_and_existing_folders_are_refused(tmp_path: Path):
     assert runner.invoke(app, ["domain", "new", "x", "--dir", str(tmp_path)]).exit_code == 0
     again = runner.invoke(app, ["domain", "new", "x", "--dir", str(tmp_path)])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+@pytest.mark.slow
+def test_scaffolded_plugin_runs_its_shipped_recipe_tiny_preset_end_to_end(tmp_path: Path):
+    assert CliRunner().invoke(app, ["domain", "new", "pathology", "--dir", str(tmp_path)]).exit_code == 0
+    site = tmp_path / "site"  # installed from its folder, offline, into an isolated place
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, "--target", str(site), str(tmp_path / "llava-adapt-pathology")], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("LLAVA_ADAPT_DEBUG", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "llava_adapt", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+
+    listing = cli("recipe", "ls", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    assert rows["pathology"]["provider"] == "llava-adapt-pathology 0.1.0"
+    assert rows["pathology"]["domain"] == "pathology" and rows["pathology"]["presets"] == ["tiny"]
+
+    run_dir = tmp_path / "run"
+    result = cli("recipe", "run", "pathology", "--preset", "tiny", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [name for name, entry in manifest["stages"].items() if entry["status"] == "complete"] == [
+        "prepare", "generate", "align", "instruct", "evaluate"]  # fmt: skip
+    assert (run_dir / "instruct" / "adapter_model.safetensors").is_file()
+    metrics = json.loads((run_dir / "eval" / "synthetic_colour" / "metrics.json").read_text())
+    assert metrics["domain"] == "pathology" and metrics["num_items"] == 24
+    assert metrics["primary_metric"] == "accuracy" and 0.0 <= metrics["metrics"]["accuracy"] <= 1.0
+    assert metrics["metrics"]["num_closed"] == 24 and "accuracy" in metrics["baseline"]

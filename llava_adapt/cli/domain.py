@@ -51,4 +51,7 @@ def new(
     except ScaffoldError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    console.print(f"Created {package_dir}\nNext:\n  pip install -e {package_dir}\n  pytest {package_dir}/tests")
+    console.print(
+        f"Created {package_dir}\nNext:\n  pip install -e {package_dir}\n  pytest {package_dir}/tests\n"
+        f"  llava-adapt recipe run {name} --preset tiny --run-dir runs/{name}-tiny   # offline, end to end"
+    )
