@@ -16,8 +16,7 @@ from pathlib import Path
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
-from llava_adapt.domain import Benchmark, Domain, Source
+from llava_adapt.plugin import Benchmark, CaptionRecord, Domain, Skip, Source, VQAItem
 
 
 class ToyArgs(BaseModel):

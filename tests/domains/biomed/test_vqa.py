@@ -17,6 +17,7 @@ from llava_adapt.data.records import Skip, VQAItem
 from llava_adapt.domain import SourceContext
 from llava_adapt.domains.biomed import domain
 from llava_adapt.domains.biomed.vqa import SlakeArgs, VQAArgs, load_path_vqa, load_slake, load_vqa_rad
+from llava_adapt.plugin import DataError
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -222,10 +223,10 @@ def test_vqa_rad_in_llava_meds_converted_layout(ctx: SourceContext):
 def test_answer_type_file_errors(ctx: SourceContext):
     _hub_vqa_rad(ctx)
     (ctx.data_root / "bad.json").write_text(json.dumps({"vqa_rad-test-0": "MAYBE"}))
-    with pytest.raises(ValueError, match="'vqa_rad-test-0' has type 'MAYBE'; expected CLOSED or OPEN"):
+    with pytest.raises(DataError, match="'vqa_rad-test-0' has type 'MAYBE'; expected CLOSED or OPEN"):
         list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="bad.json"), ctx))
     (ctx.data_root / "untyped.json").write_text(json.dumps([{"question": "q", "answer": "a"}]))
-    with pytest.raises(ValueError, match="no question with an answer_type"):
+    with pytest.raises(DataError, match="no question with an answer_type"):
         list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="untyped.json"), ctx))
     with pytest.raises(FileNotFoundError, match="answer_type_file"):
         list(load_vqa_rad(VQAArgs(path="hub", answer_type_file="missing.json"), ctx))

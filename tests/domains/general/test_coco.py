@@ -16,6 +16,7 @@ from llava_adapt.domain import SourceContext
 from llava_adapt.domains.general import domain
 from llava_adapt.domains.general.coco import CocoArgs, box_line
 from llava_adapt.generate.jobs import user_message
+from llava_adapt.plugin import DataError
 
 from .real_format import CAR_LINE, CLEAN_139, COCO_RECORDS, COCO_SKIPPED_IMAGES, DOG_LINE, PERSON_LINE, write_coco
 
@@ -90,7 +91,7 @@ def test_the_teacher_sees_captions_then_boxes_as_in_llavas_prompts(root: Path) -
 
 def test_the_offline_generator_sends_real_images_to_a_teacher(root: Path) -> None:
     record = records(load(root))["139"]
-    with pytest.raises(ValueError, match="`shapes` source only; for real images use generate.backend: openai"):
+    with pytest.raises(DataError, match="`shapes` source only; for real images use generate.backend: openai"):
         domain.offline_generator(record, "conversation", random.Random(0))
 
 
@@ -146,5 +147,5 @@ def test_instances_of_another_split_stop_the_run(root: Path) -> None:
     for box in other["annotations"]:
         box["image_id"] += 1_000_000
     (root / "val_instances.json").write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="same split and year"):
+    with pytest.raises(DataError, match="same split and year"):
         load(root, instances="val_instances.json")

@@ -14,6 +14,7 @@ from llava_adapt.domains.general import HeldOutShapesArgs, domain
 from llava_adapt.domains.general.questions import CLOSED_COLOR_PROMPT
 from llava_adapt.domains.general.shapes import COLORS, ShapesArgs
 from llava_adapt.generate.jobs import user_message
+from llava_adapt.plugin import DataError
 
 
 def _ctx(tmp_path: Path, name: str) -> SourceContext:
@@ -64,9 +65,9 @@ def test_offline_generator_writes_llava_turns(tmp_path: Path, prompt_type: str) 
 
 def test_offline_generator_rejects_unknown_types_and_unlabelled_records(tmp_path: Path) -> None:
     (record,) = domain.sources["shapes"].load(ShapesArgs(num_images=1), _ctx(tmp_path, "a"))
-    with pytest.raises(ValueError, match="unknown prompt type 'poetry'"):
+    with pytest.raises(DataError, match="unknown prompt type 'poetry'"):
         domain.offline_generator(record, "poetry", random.Random(0))
-    with pytest.raises(ValueError, match="lacks the shape labels"):
+    with pytest.raises(DataError, match="lacks the shape labels"):
         domain.offline_generator(type(record)(id="x", image="x", caption="c"), "conversation", random.Random(0))
 
 

@@ -24,6 +24,7 @@ from llava_adapt.domains.general.llava_bench_judge import (
 )
 from llava_adapt.evaluate.config import JudgeConfig
 from llava_adapt.evaluate.judge import judge_answers
+from llava_adapt.plugin import DataError
 from llava_adapt.recipe.loader import check_against_domain
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.layout import RunLayout
@@ -82,7 +83,7 @@ def test_the_rule_follows_the_benchmark_and_category(tmp_path: Path) -> None:
         )
         assert scores_line in rule
         assert rule.endswith("the order in which the responses were presented does not affect your judgment.")
-    with pytest.raises(ValueError, match="no LLaVA-Bench judge rule 'conversation'"):
+    with pytest.raises(DataError, match="no LLaVA-Bench judge rule 'conversation'"):
         judge_messages("ctx", "q", "ref", "answer", "conversation")
 
 

@@ -12,6 +12,7 @@ from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 from llava_adapt.domains.general import domain
 from llava_adapt.domains.general.llava_pretrain import LlavaPretrainArgs
+from llava_adapt.plugin import DataError
 
 from .real_format import LCS_BAD, write_lcs
 
@@ -74,7 +75,7 @@ def test_missing_or_wrong_files_are_clear_errors(root: Path) -> None:
     with pytest.raises(ValueError, match="'../x.json' is outside the data root"):
         load(root, path="../x.json", image_dir=IMAGES)
     (root / "pairs.csv").write_text("image,caption\n")
-    with pytest.raises(ValueError, match=r"unsupported file type '.csv'; LLaVA pretraining data is .json or .jsonl"):
+    with pytest.raises(DataError, match=r"unsupported file type '.csv'; LLaVA pretraining data is .json or .jsonl"):
         load(root, path="pairs.csv", image_dir=IMAGES)
     jsonl = root / "LLaVA-Pretrain" / "blip_laion_cc_sbu_558k.jsonl"
     jsonl.write_text(jsonl.read_text() + '{"id": "cut off", "image": \n')

@@ -11,6 +11,7 @@ import pytest
 from llava_adapt.data.records import CaptionRecord
 from llava_adapt.domains.scienceqa.conversation import LEAK_PATTERNS, build_context, offline_generator
 from llava_adapt.domains.scienceqa.render import render_input, render_output
+from llava_adapt.plugin import DataError
 
 
 def test_qcm_input_as_convert_sqa_to_llava_writes_it() -> None:
@@ -68,7 +69,7 @@ def test_offline_generator_without_explanation_is_one_exchange() -> None:
     [({"answer": ""}, "no label"), ({"choices": "not json"}, "not JSON"), ({"answer": "C"}, "not one of the 2")],
 )
 def test_offline_generator_rejects_bad_labels(labels: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(DataError, match=message):
         offline_generator(_record(**labels), "explanation", random.Random(0))
 
 
