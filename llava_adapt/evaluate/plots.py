@@ -62,6 +62,7 @@ def plot_metrics(
     path: Path,
     references: Mapping[str, Mapping[str, float]] | None = None,
     label: Callable[[str, float], str] = lambda _, value: f"{value:.3g}",
+    xlabel: str = "score",
 ) -> bool:
     """Draw a benchmark's scores as horizontal grouped bars: one group per metric, one bar per model.
 
@@ -78,6 +79,8 @@ def plot_metrics(
             then by name (e.g. `{"accuracy": {"chance": 0.31}}`); those of metrics not drawn are ignored.
         label (`Callable[[str, float], str]`, defaults to 3 significant digits): the text of a bar, from the
             metric's name and value.
+        xlabel (`str`, defaults to `"score"`): the value axis's title (e.g. `"score (%)"`). The axis runs from 0 to 1,
+            or to 100 when a value is above 1 (percentages), or to the largest value beyond that.
 
     Returns:
         `False` (and nothing written) when there is no score to draw.
@@ -113,9 +116,9 @@ def plot_metrics(
                         fontsize=7, va="top")  # fmt: skip
             largest = max(largest, value)
     ax.set_yticks([-(i * group + (len(models) - 1) / 2) for i in range(len(metrics))], metrics, fontsize=9)
-    ax.set_xlim(0, (1.0 if largest <= 1.0 else largest) * 1.12)  # room for the value labels
+    ax.set_xlim(0, (1.0 if largest <= 1.0 else 100.0 if largest <= 100.0 else largest) * 1.12)  # room for labels
     ax.set_ylim(-((len(metrics) - 1) * group + len(models) - 1) - 0.7, 0.7)
-    ax.set(xlabel="score")
+    ax.set(xlabel=xlabel)
     fig.suptitle(benchmark)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.04), ncols=min(len(models), 4),

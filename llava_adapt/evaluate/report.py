@@ -303,9 +303,12 @@ def benchmark_section(bench_dir: Path, report_dir: Path, gallery_size: int) -> d
     columns = metric_columns(data)
     specs, primary = read_specs(data)
     scores, references = chart_data(columns, specs, primary)
+    drawn = {m for values in scores.values() for m in values}
+    percent = bool(drawn) and all(spec_of(m, specs).percent for m in drawn)
     chart = plot_metrics(
-        scores, name, report_dir / f"{name}_metrics.png", references, lambda m, v: format_metric(v, spec_of(m, specs))
-    )
+        scores, name, report_dir / f"{name}_metrics.png", references,
+        label=lambda m, v: format_metric(v, spec_of(m, specs)), xlabel="score (%)" if percent else "score",
+    )  # fmt: skip
     return {
         "name": name,
         "num_items": data.get("num_items"),

@@ -219,6 +219,10 @@ def test_zero_scores_and_chance_are_visible_and_the_figure_fits_the_page(
     assert len(ax.patches) == 3  # the trained model has no f1: no bar, rather than a bar at 0
     with Image.open(tmp_path / "m.png") as image:
         assert image.width <= 1100  # the page's column
+    # percentages are drawn on a 0-100 axis, not stretched to the largest score
+    assert plots.plot_metrics({"trained": {"accuracy": 35.4}}, "sqa", tmp_path / "p.png", xlabel="score (%)")
+    assert figures[1].axes[0].get_xlim()[1] == pytest.approx(112)
+    assert figures[1].axes[0].get_xlabel() == "score (%)"
 
 
 def test_the_instruct_curves_include_the_stage_2_only_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
