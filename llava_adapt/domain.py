@@ -27,6 +27,8 @@ A plugin package exposes one `Domain` object through the entry-point group `llav
     pathology = "pathology_domain:domain"
 
 `check_domain` validates the object when the registry loads it; its errors name the plugin and the missing piece.
+A plugin imports these classes (and everything else it uses from llava-adapt) from `llava_adapt.plugin`, the public
+API; this module is where they are defined.
 """
 
 from __future__ import annotations
@@ -293,7 +295,7 @@ def check_domain(obj: object, plugin: str) -> Domain:
     """
     if not isinstance(obj, Domain):
         raise DomainContractError(
-            f"domain plugin {plugin}: the entry point must resolve to a llava_adapt.domain.Domain, "
+            f"domain plugin {plugin}: the entry point must resolve to a llava_adapt.plugin.Domain, "
             f"got {type(obj).__name__}"
         )
     problems: list[str] = []
@@ -305,7 +307,7 @@ def check_domain(obj: object, plugin: str) -> Domain:
         problems.append("sources is empty: a domain needs at least one image–caption source")
     for key, source in obj.sources.items():
         if not isinstance(source, Source):
-            problems.append(f"sources[{key!r}] is a {type(source).__name__}, expected llava_adapt.domain.Source")
+            problems.append(f"sources[{key!r}] is a {type(source).__name__}, expected llava_adapt.plugin.Source")
         elif not callable(source.load):
             problems.append(f"sources[{key!r}].load is not callable")
         elif not (isinstance(source.args, type) and issubclass(source.args, BaseModel)):
@@ -314,7 +316,7 @@ def check_domain(obj: object, plugin: str) -> Domain:
             problems.append(f"sources[{key!r}].count must be callable (args, SourceContext) -> int | None")
     for key, bench in obj.benchmarks.items():
         if not isinstance(bench, Benchmark):
-            problems.append(f"benchmarks[{key!r}] is a {type(bench).__name__}, expected llava_adapt.domain.Benchmark")
+            problems.append(f"benchmarks[{key!r}] is a {type(bench).__name__}, expected llava_adapt.plugin.Benchmark")
         elif not (callable(bench.load) and callable(bench.metrics)):
             problems.append(f"benchmarks[{key!r}] needs callable load and metrics")
         elif not (isinstance(bench.args, type) and issubclass(bench.args, BaseModel)):
@@ -322,14 +324,14 @@ def check_domain(obj: object, plugin: str) -> Domain:
         elif bench.judge is not None and not (
             isinstance(bench.judge, Judge) and callable(bench.judge.messages) and callable(bench.judge.score)
         ):
-            problems.append(f"benchmarks[{key!r}].judge must be a llava_adapt.domain.Judge with callable messages "
+            problems.append(f"benchmarks[{key!r}].judge must be a llava_adapt.plugin.Judge with callable messages "
                             "and score")  # fmt: skip
         elif bench.correct is not None and not callable(bench.correct):
             problems.append(f"benchmarks[{key!r}].correct must be callable (item, prediction) -> bool")
         elif bench.ensemble is not None and not (
             isinstance(bench.ensemble, Ensemble) and callable(bench.ensemble.run) and bench.ensemble.kinds
         ):
-            problems.append(f"benchmarks[{key!r}].ensemble must be a llava_adapt.domain.Ensemble with kinds and a "
+            problems.append(f"benchmarks[{key!r}].ensemble must be a llava_adapt.plugin.Ensemble with kinds and a "
                             "callable run")  # fmt: skip
         elif bench.notes is not None and not callable(bench.notes):
             problems.append(f"benchmarks[{key!r}].notes must be callable (items) -> list[str]")

@@ -64,7 +64,7 @@ def test_entry_point_name_must_match_the_domain_name(plugin_site):
 
 def test_an_entry_point_that_is_not_a_domain_is_rejected(plugin_site):
     plugin_site("odd-plugin", {"odd": "odd_plugin:domain"}, {"odd_plugin": "domain = {'name': 'odd'}"})
-    with pytest.raises(DomainLoadError, match="must resolve to a llava_adapt.domain.Domain, got dict"):
+    with pytest.raises(DomainLoadError, match="must resolve to a llava_adapt.plugin.Domain, got dict"):
         registry.get("odd")
 
 
