@@ -18,7 +18,15 @@ from typer.testing import CliRunner
 from llava_adapt.cli.eval import register
 from llava_adapt.evaluate import plots
 from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs
-from llava_adapt.evaluate.report import ReportError, chart_data, metric_columns, pick_samples, write_report
+from llava_adapt.evaluate.report import (
+    MAX_LISTED_QUESTIONS,
+    ReportError,
+    chart_data,
+    metric_columns,
+    pick_samples,
+    question_summary,
+    write_report,
+)
 from tests.evaluate.report_run import build_report_run
 from tests.hub.conftest import METRICS, run_dir, run_template  # noqa: F401  (fixtures)
 
@@ -251,3 +259,16 @@ def test_the_report_imports_neither_torch_nor_trl() -> None:
     code = "import sys, llava_adapt.evaluate.report; print(sorted({'torch', 'trl'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_header_shows_the_prompt_only_where_the_template_adds_to_the_question() -> None:
+    rows = [{"question": "Which color is the square?", "answer_type": "closed"},
+            {"question": "Which word names a color?", "answer_type": "closed"}]  # fmt: skip
+    wrapped = "Which color is the square?\nOptions: (A) red (B) blue\nAnswer with the option's letter."
+    summary = question_summary(rows, wrapped)
+    assert summary == {"types": {"closed": 2}, "distinct": 2, "listed": [(rows[0]["question"], 1),
+                       (rows[1]["question"], 1)], "prompt": wrapped}  # fmt: skip
+    assert question_summary(rows, "Which color is the square?")["prompt"] is None  # the question itself
+    assert question_summary(rows, "Is there a fracture?")["prompt"] is None  # not this benchmark's first question
+    many = [{"question": f"q{n}"} for n in range(MAX_LISTED_QUESTIONS + 1)]
+    assert question_summary(many, None) == {"types": {}, "distinct": len(many), "listed": [], "prompt": None}
