@@ -35,7 +35,7 @@ def _vqa_items() -> tuple[list[VQAItem], list[str]]:
         VQAItem(id="o2", image="e.png", question="What is seen?", answer="a round nodule", answer_type="open",
                 meta={"kind": "finding", "category": "description"}),
     ]  # fmt: skip
-    return items, ["Yes.", "It is on the right side.", "I cannot tell", "the left lung", "nodule nodule nodule"]
+    return items, ["Yes.", "On the left side.", "I cannot tell", "the left lung", "nodule nodule nodule"]
 
 
 def _chat_items(domain: str) -> tuple[list[VQAItem], list[str]]:
@@ -65,8 +65,8 @@ def _scienceqa_items() -> tuple[list[VQAItem], list[str]]:
         ("natural science", "grade10", True, False, 2),
     ]
     items = [
-        VQAItem(id=f"s{i}", image="blank.png", question=f"Question {i}\nOptions: (A) x (B) y (C) z", answer="ABC"[gold],
-                answer_type="closed", choices=["x", "y", "z"],
+        VQAItem(id=f"s{i}", image="blank.png", question=f"Question {i}\nOptions: (A) x (B) y (C) z",
+                answer="ABC"[gold], answer_type="closed", choices=["x", "y", "z"],
                 meta={"subject": subject, "grade": grade, "has_hint": hint, "has_image": image, "answer_index": gold})
         for i, (subject, grade, hint, image, gold) in enumerate(rows)
     ]  # fmt: skip

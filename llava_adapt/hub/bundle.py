@@ -23,6 +23,7 @@ from pathlib import Path
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from llava_adapt.domain import HUB_DATASETS, Domain
 from llava_adapt.hub.card import Artefact, build_model_card
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.export import export_merged
@@ -32,7 +33,7 @@ from llava_adapt.run.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 # `Domain.extras` key under which a domain plugin may list the Hub ids of its training datasets.
-DATASETS_EXTRA = "hub_datasets"
+DATASETS_EXTRA = HUB_DATASETS
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -54,18 +55,27 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def domain_datasets(domain: str) -> list[str]:
-    """The Hub datasets an installed domain plugin declares in `extras["hub_datasets"]` (empty if none or absent)."""
+def _installed_domain(domain: str, advice: str) -> Domain | None:
+    """The installed domain plugin `domain`, or `None` (with a warning ending in `advice`) when it cannot be loaded."""
     from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNotFoundError, get_domain
 
     try:
-        declared = get_domain(domain).extras.get(DATASETS_EXTRA, ())
+        return get_domain(domain)
     except (DomainNotFoundError, DomainLoadError, DomainConflictError) as exc:
-        logger.warning(
-            "cannot read the datasets of domain %r for the card (%s); pass them with --card-dataset", domain, exc
-        )
-        return []
-    return list(declared)
+        logger.warning("cannot read domain %r for the card (%s); %s", domain, exc, advice)
+        return None
+
+
+def domain_datasets(domain: str) -> list[str]:
+    """The Hub datasets an installed domain plugin declares in `extras["hub_datasets"]` (empty if none or absent)."""
+    plugin = _installed_domain(domain, "pass its datasets with --card-dataset")
+    return list(plugin.extras.get(DATASETS_EXTRA, ())) if plugin else []
+
+
+def domain_notices(domain: str) -> list[str]:
+    """The paragraphs an installed domain plugin wants on every model card (`Domain.card_notices`; empty if none)."""
+    plugin = _installed_domain(domain, "its card notices (e.g. a medical disclaimer) are left out: install it")
+    return list(plugin.card_notices) if plugin else []
 
 
 def _place(src: Path, dst: Path, link: bool) -> None:
@@ -130,7 +140,9 @@ def write_bundle(
     artefact: Artefact = "merged" if merged and run.kind == "adapter" else run.kind
     if license is None and run.recipe.publish.license is None:
         logger.warning("no license given (--license or publish.license): the card will not name one")
-    card = build_model_card(run, repo_id, artefact, license=license, datasets=datasets, revision=revision)
+    notices = domain_notices(run.recipe.domain)
+    card = build_model_card(run, repo_id, artefact, license=license, datasets=datasets, revision=revision,
+                            notices=notices)  # fmt: skip
     with atomic_path(out_dir) as tmp:
         if artefact == "merged":
             export_merged(run.layout.root, tmp)

@@ -3,11 +3,17 @@
 Metadata: `base_model` is a Hub id or absent, never a local path;
 `base_model_relation` is `adapter` for a PEFT adapter and `finetune` for full weights; `library_name` is `peft` for
 an adapter and `transformers` otherwise; `pipeline_tag` is `image-text-to-text` (PEFT and TRL would write
-`text-generation`); `model-index` carries the evaluation results through `huggingface_hub.EvalResult`.
+`text-generation`); `model-index` carries the evaluation results through `huggingface_hub.EvalResult`: the
+metrics each benchmark declares as scores, nothing else (`llava_adapt.evaluate.metric_spec`: chance levels, counts,
+diagnostics and undeclared metrics stay out).
 
-The body states the domain, the recipe, the training data and its provenance (the manifest's counts), the metrics,
-intended use and limitations, and how to load the model with stock transformers and PEFT. Everything in it comes
-from the run directory and is deterministic: publishing the same run twice gives the same card, byte for byte.
+The body opens with the domain plugin's `card_notices` (e.g. biomed's "not a medical device"), then states the
+domain, the recipe, the training data and its provenance (the manifest's counts), the metrics, intended use and
+limitations, and how to load the model with stock transformers and PEFT. The metrics table has one row per score
+(the primary first), diagnostic and count, a column per model scored (this model, before training, without align,
+the ensemble), and a column with each score's baseline (chance level, the judge's score of the reference answer);
+counts print as integers. Everything in it comes from the run directory and the notices passed in, and is
+deterministic: publishing the same run twice gives the same card, byte for byte.
 """
 
 from __future__ import annotations
@@ -19,21 +25,13 @@ from typing import Any, Literal
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from llava_adapt.hub.run_info import RunInfo, is_count
+from llava_adapt.evaluate.metric_spec import MetricSpec, declared_spec, format_metric, spec_of
+from llava_adapt.hub.run_info import BenchmarkResult, RunInfo
 from llava_adapt.run.stage_table import STAGE_ORDER
 from llava_adapt.train.config import LoraSettings
 
 Artefact = Literal["adapter", "full", "merged"]
 
-# Warnings that open the card, and the paragraph that closes its limitations, by domain.
-DISCLAIMERS: dict[str, tuple[str, str]] = {
-    "biomed": (
-        "Not a medical device. Not for clinical use.",
-        "This model has not been validated for diagnosis, treatment or any clinical decision, and must not be used "
-        "for them. Its answers about medical images can be wrong in ways that are hard to notice; any use on real "
-        "patient data needs review by qualified clinicians and the approvals your jurisdiction requires.",
-    ),
-}
 VERSION_KEYS = ("llava-adapt", "transformers", "peft", "trl", "torch", "huggingface_hub")
 STAGES = tuple(name for name in STAGE_ORDER if name != "publish")  # the stages whose counts the card lists
 # The part of the card's code that is the same for every artefact (kept here, not in the Markdown template, so that
@@ -60,7 +58,8 @@ def _quote(text: str) -> str:
 
 
 def eval_results(run: RunInfo) -> list[EvalResult]:
-    """One `EvalResult` per benchmark and score (item counts left out), in file order."""
+    """One `EvalResult` per benchmark and declared score of this model, in file order (baselines, counts,
+    diagnostics and undeclared metrics left out)."""
     return [
         EvalResult(
             task_type=VQA_TASK[0],
@@ -73,7 +72,7 @@ def eval_results(run: RunInfo) -> list[EvalResult]:
         )
         for result in run.results
         for metric, value in result.metrics.items()
-        if not is_count(metric)
+        if spec_of(metric, result.specs).kind == "score"
     ]
 
 
@@ -255,24 +254,53 @@ def _stage_table(run: RunInfo) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+# The kinds of metric rows, in table order; baselines with a score to stand next to go in its "baseline" column.
+_ROW_ORDER = {"score": 0, "diagnostic": 1, "baseline": 2, "count": 3}
+_NO_VALUE = "–"
+
+
+def _kind_label(metric: str, spec: MetricSpec, result: BenchmarkResult) -> str:
+    if spec.kind == "score":
+        label = "primary score" if metric == result.primary else "score"
+        return label + (" (%)" if spec.percent else "")
+    if declared_spec(metric, result.specs) is None:
+        return f"{spec.kind} (undeclared)"
+    return spec.kind
+
+
+def _benchmark_rows(result: BenchmarkResult, keys: list[str]) -> list[list[str]]:
+    """The table rows of one benchmark, as cells: one row per metric any model reported, scores first (the primary
+    first); a baseline declared for a reported metric goes in that row's last cell (`""` where there is none)."""
+    names = list(dict.fromkeys([*result.metrics, *result.ensemble]))
+    specs = {name: spec_of(name, result.specs) for name in names}
+    attached = {spec.baseline_for: name for name, spec in specs.items()
+                if spec.kind == "baseline" and spec.baseline_for in specs}  # fmt: skip
+    order = sorted(names, key=lambda n: (_ROW_ORDER[specs[n].kind], n != result.primary, names.index(n)))
+    rows = []
+    for name in order:
+        if name in attached.values():
+            continue
+        spec = specs[name]
+        values = [result.metrics.get(name), *(getattr(result, key).get(name) for key in keys)]
+        cells = [result.name, name, _kind_label(name, spec, result)]
+        cells += [format_metric(v, spec) if v is not None else _NO_VALUE for v in values]
+        reference = attached.get(name)
+        level = result.metrics.get(reference) if reference else None
+        cells.append(f"{format_metric(level, specs[reference])} ({reference})" if level is not None else "")
+        rows.append(cells)
+    return rows
+
+
 def _metric_table(run: RunInfo) -> list[str]:
     columns = [(title, key) for title, key in (("before training", "baseline"), ("without align", "without_align"),
                                                ("ensemble with the judge model", "ensemble"))
                if any(getattr(r, key) for r in run.results)]  # fmt: skip
-    lines = ["| benchmark | metric | this model |" + "".join(f" {title} |" for title, _ in columns)]
-    lines.append("|---|---|---|" + "---|" * len(columns))
-    for result in run.results:
-        for metric, value in result.metrics.items():
-            row = f"| {result.name} | {metric} | {_number(value)} |"
-            for _, key in columns:
-                other = getattr(result, key).get(metric)
-                row += f" {_number(other) if other is not None else '–'} |"
-            lines.append(row)
-        for metric, value in result.ensemble.items():  # the ensemble's own counts (e.g. n_requeried)
-            if metric not in result.metrics:
-                cells = "".join(f" {_number(value)} |" if key == "ensemble" else " – |" for _, key in columns)
-                lines.append(f"| {result.name} | {metric} | – |{cells}")
-    return lines if len(lines) > 2 else []
+    rows = [row for result in run.results for row in _benchmark_rows(result, [key for _, key in columns])]
+    titles = ["benchmark", "metric", "kind", "this model", *(title for title, _ in columns), "reference level"]
+    if not any(row[-1] for row in rows):  # no benchmark declares a chance or reference level
+        titles, rows = titles[:-1], [row[:-1] for row in rows]
+    lines = ["| " + " | ".join(row) + " |" for row in [titles, ["---"] * len(titles), *rows]]
+    return lines if rows else []
 
 
 def _ensemble_description(run: RunInfo) -> str:
@@ -302,6 +330,7 @@ def build_model_card(
     license: str | None = None,
     datasets: Sequence[str] = (),
     revision: str | None = None,
+    notices: Sequence[str] = (),
 ) -> ModelCard:
     """Render the model card of a run.
 
@@ -312,22 +341,23 @@ def build_model_card(
         license (`str`, *optional*): a Hub license id; defaults to the recipe's `publish.license`.
         datasets (`Sequence[str]`, defaults to `()`): Hub ids of the training datasets, for the metadata.
         revision (`str`, *optional*): the branch the files go to; the loading code names it unless it is `main`.
+        notices (`Sequence[str]`, defaults to `()`): paragraphs shown under the title, the domain plugin's
+            `Domain.card_notices` (e.g. that a medical model is not a medical device).
 
     Returns:
         A `huggingface_hub.ModelCard`; `str(card)` is the README text.
     """
     data = card_data(run, repo_id, artefact, license=license, datasets=datasets)
     domain = run.recipe.domain
-    warning, disclaimer = DISCLAIMERS.get(domain, ("", ""))
     load_code, load_note = _load_code(run, repo_id, artefact, revision)
     generation, accounting = _generation(run)
     versions = run.manifest.data.get("versions", {})
+    metric_table = _metric_table(run)
     context: dict[str, Any] = {
         "card_data": data.to_yaml(),
         "model_name": repo_id.split("/")[-1],
         "domain": domain,
-        "warning": warning,
-        "disclaimer": disclaimer,
+        "notices": list(notices),
         "base_description": run.base_model.description,
         "artefact_description": _artefact_description(run, artefact),
         "align_description": _align_description(run),
@@ -339,7 +369,8 @@ def build_model_card(
         "generation_description": generation,
         "generation_accounting": accounting,
         "stage_table": _stage_table(run),
-        "metric_table": _metric_table(run),
+        "metric_table": metric_table,
+        "has_reference_level": bool(metric_table) and metric_table[0].endswith("| reference level |"),
         "has_without_align": any(r.without_align for r in run.results),
         "ensemble_description": _ensemble_description(run),
         "metric_notes": [f"{r.name}: {note}" for r in run.results for note in r.notes],

@@ -7,8 +7,10 @@ safetensors weights), next to the processor. Only the files listed in `PUBLISHED
 trainer checkpoints, `training_args.bin` (a pickle) and PEFT's own README never do.
 
 Evaluation results come from `eval/<benchmark>/metrics.json` as the evaluate stage writes it:
-`{"benchmark", "model", "num_items", "metrics": {...}, "baseline": {...}}`; a plain object of numbers is read as the
-metrics too. Nested scores are flattened with `/` (e.g. `subject/NAT`); non-numbers are ignored.
+`{"benchmark", "model", "num_items", "metrics": {...}, "baseline": {...}}`, with the benchmark's declarations of its
+metrics (`metric_specs`, `primary_metric`: which are scores, baselines, counts or diagnostics,
+`llava_adapt.evaluate.metric_spec`); a plain object of numbers is read as the metrics too. Nested scores are
+flattened with `/` (e.g. `subject/NAT`); non-numbers are ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from pydantic import ValidationError
 
+from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs, undeclared_spec
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.model.carried_base import carried_files
 from llava_adapt.recipe.schema import Recipe
@@ -44,8 +47,6 @@ PUBLISHED_FILES = (
     "vocab.json", "merges.txt",
 )  # fmt: skip
 
-# Metric keys that count items rather than score them: shown in the card's table, kept out of `model-index`.
-_COUNT_KEY = re.compile(r"^(n|count|total|n_.+|num_.+)$")
 # A folder of the Hub cache: `.../models--OWNER--NAME/snapshots/<sha>`.
 _HUB_CACHE_FOLDER = re.compile(r"models--(?P<id>[^/]+)/snapshots/")
 
@@ -73,8 +74,8 @@ def hub_id(name_or_path: str | None) -> str | None:
 
 
 def is_count(metric: str) -> bool:
-    """Whether a metric key (e.g. `n`, `num_items`, `closed/n`) counts items instead of scoring them."""
-    return bool(_COUNT_KEY.match(metric.rsplit("/", 1)[-1]))
+    """Whether an undeclared metric key (e.g. `n`, `num_items`, `closed/n`) reads like a count of items."""
+    return undeclared_spec(metric).kind == "count"
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -101,6 +102,9 @@ class BenchmarkResult:
         ensemble (`dict[str, float]`): the scores of the trained model's answers combined with the judge model's
             (`evaluate.ensemble`; empty when not run).
         notes (`list[str]`): the benchmark's caveats about its question set (e.g. answer types guessed by a rule).
+        specs (`dict[str, MetricSpec]`): what each declared metric is (`metrics.json`'s `metric_specs`); a name not
+            in it is undeclared (`llava_adapt.evaluate.metric_spec.spec_of`).
+        primary (`str`, *optional*): the benchmark's primary score, when it declares one.
     """
 
     name: str
@@ -109,6 +113,8 @@ class BenchmarkResult:
     without_align: dict[str, float] = field(default_factory=dict)
     ensemble: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    specs: dict[str, MetricSpec] = field(default_factory=dict)
+    primary: str | None = None
 
 
 def read_metrics(path: Path) -> BenchmarkResult:
@@ -127,6 +133,9 @@ def read_metrics(path: Path) -> BenchmarkResult:
     without_align = data.pop("without_align", None)
     ensemble = data.pop("ensemble", None)
     notes = data.pop("notes", None)
+    specs, primary = read_specs(data)
+    data.pop("metric_specs", None)
+    data.pop("primary_metric", None)
     if isinstance(data.get("metrics"), dict):
         metrics = _flatten(data["metrics"])
         if isinstance(data.get("num_items"), int):
@@ -140,6 +149,8 @@ def read_metrics(path: Path) -> BenchmarkResult:
         without_align=_flatten(without_align) if isinstance(without_align, dict) else {},
         ensemble=_flatten(ensemble) if isinstance(ensemble, dict) else {},
         notes=[str(note) for note in notes] if isinstance(notes, list) else [],
+        specs=specs,
+        primary=primary,
     )
 
 

@@ -15,6 +15,7 @@ from llava_adapt.domain import SourceContext
 from llava_adapt.domains.scienceqa import domain
 from llava_adapt.domains.scienceqa.metrics import scienceqa_metrics
 from llava_adapt.domains.scienceqa.parsing import FAILED, parse_answer
+from llava_adapt.evaluate.metric_spec import benchmark_specs, specs_record
 from llava_adapt.evaluate.report import write_report
 from llava_adapt.hub.card import build_model_card
 from llava_adapt.hub.run_info import load_run
@@ -149,6 +150,8 @@ def test_report_and_card_show_the_ensemble_next_to_the_model(run_dir: Path) -> N
                "metrics": {"accuracy": 62.5, "NAT": 60.0, "n_NAT": 20},
                "ensemble": {"accuracy": 75.0, "NAT": 70.0, "n_NAT": 20, "n_requeried": 6},
                "ensemble_info": {"kind": "requery", "model": "gpt-4o", "rounds": []}}  # fmt: skip
+    bench = domain.benchmarks["scienceqa"]
+    metrics.update(specs_record(benchmark_specs(bench), metrics["metrics"], metrics["ensemble"]))
     (run_dir / "eval" / "scienceqa").mkdir()
     (run_dir / "eval" / "scienceqa" / "metrics.json").write_text(json.dumps(metrics))
     write_recipe(run_dir, evaluate={"benchmarks": ["vqa_rad", "slake"], "ensemble": "requery",
@@ -158,6 +161,6 @@ def test_report_and_card_show_the_ensemble_next_to_the_model(run_dir: Path) -> N
     assert "ensemble with the judge model: requery with gpt-4o" in page
     text = ModelCard(str(build_model_card(load_run(run_dir), "someone/sqa", "adapter"))).text
     assert "| this model | before training | ensemble with the judge model |" in text
-    assert "| scienceqa | NAT | 60 | – | 70 |" in text
-    assert "| scienceqa | n_requeried | – | – | 6 |" in text
+    assert "| scienceqa | NAT | score (%) | 60.00 | – | 70.00 |" in text
+    assert "| scienceqa | n_requeried | count | – | – | 6 |" in text
     assert "`evaluate.ensemble: requery`" in text and "`gpt-4o`" in text

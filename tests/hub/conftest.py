@@ -24,20 +24,15 @@ from llava_adapt.model.tiny import build_tiny_model
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.manifest import COMPLETE, Manifest
 from tests.hub.fake_hub import FakeHub
+from tests.worked_metrics import worked_metrics_json
 
 TOKEN = "hf_TestS3cretTokenValue0123456789"
 LM_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-# vqa_rad as the evaluate stage writes it; slake as a plain object of (nested) numbers.
+# The metrics.json files the evaluate stage writes for the biomed recipe's benchmarks, from the real metric functions
+# on worked items (`tests.worked_metrics`): vqa_rad with the untrained model's scores, slake without.
 METRICS = {
-    "vqa_rad": {
-        "benchmark": "vqa_rad",
-        "model": "instruct",
-        "num_items": 40,
-        "prompt_example": "Is there a fracture?",
-        "metrics": {"closed_accuracy": 0.75, "open_recall": 0.5},
-        "baseline": {"closed_accuracy": 0.5, "open_recall": 0.125},
-    },
-    "slake": {"closed_accuracy": 0.625, "by_type": {"organ": 0.5, "modality": 0.75}},
+    "vqa_rad": worked_metrics_json("biomed", "vqa_rad"),
+    "slake": worked_metrics_json("biomed", "slake", baseline=False),
 }
 COUNTS = {
     "prepare": (40, {"corrupt or unreadable image": 2, "image file missing": 1}),

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from llava_adapt.hub.bundle import domain_notices
 from llava_adapt.hub.card import build_model_card
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.run_info import hub_id, load_run, read_metrics
-from tests.hub.conftest import write_manifest, write_recipe
+from tests.hub.conftest import METRICS, write_manifest, write_recipe
 
 REPO = "someone/llava-med-tiny"
 
@@ -31,26 +32,26 @@ def test_adapter_card_metadata(run_dir: Path) -> None:
     assert data["datasets"] == ["someone/pmc-captions"]
     assert {"biomed", "llava-adapt", "lora"} <= set(data["tags"])
     results = {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert results == {
-        ("vqa_rad", "closed_accuracy"): 0.75,
-        ("vqa_rad", "open_recall"): 0.5,
-        ("slake", "closed_accuracy"): 0.625,
-        ("slake", "by_type/organ"): 0.5,
-        ("slake", "by_type/modality"): 0.75,
-    }  # item counts (num_items) are not scores
+    scores = ("closed_accuracy", "open_recall", "open_token_f1", "exact_match", "token_f1")
+    assert results == {(b, m): METRICS[b]["metrics"][m] for b in ("vqa_rad", "slake") for m in scores}
+    # not scores: closed_no_answer (a diagnostic), n_closed, n_open, n_*_by_rule, num_items (counts)
     assert card.data.model_name == "llava-med-tiny"
     assert all(r.task_type == "visual-question-answering" for r in card.data.eval_results)
 
 
 def test_adapter_card_body(run_dir: Path) -> None:
-    text = card_of(run_dir).text
-    assert "Not for clinical use" in text and "must not be used" in text  # biomed disclaimer
+    text = card_of(run_dir, notices=domain_notices("biomed")).text
+    assert "> **Not a medical device. Not for clinical use.**" in text and "must not be used" in text
     assert "**biomed** domain" in text
     assert "| prepare | 40 | corrupt or unreadable image: 2, image file missing: 1 |" in text
     assert "| generate | 38 | answer leaks the caption: 2 |" in text
     assert "`gpt-4o`" in text and "prompt_tokens: 12000" in text  # generation backend and accounting
-    assert "| vqa_rad | closed_accuracy | 0.75 | 0.5 |" in text  # with the before-training column
-    assert "| vqa_rad | num_items | 40 | – |" in text
+    assert "| benchmark | metric | kind | this model | before training |" in text
+    assert "| vqa_rad | closed_accuracy | primary score | 0.6667 | 0.3333 |" in text  # with the before-training column
+    assert "| vqa_rad | closed_no_answer | diagnostic | 0.3333 | 0.3333 |" in text
+    assert "| vqa_rad | n_closed | count | 3 | 3 |" in text  # counts as integers, labelled as counts
+    assert "| vqa_rad | num_items | count | 5 | – |" in text
+    assert "reference level" not in text  # the VQA metrics have no chance level
     assert "recipe.yaml" in text
     assert 'PeftModel.from_pretrained(base, "someone/llava-med-tiny")' in text
     assert 'from_pretrained("llava-hf/llava-1.5-7b-hf"' in text
@@ -71,11 +72,11 @@ def test_merged_card_is_a_transformers_finetune(run_dir: Path) -> None:
 
 def test_tiny_model_has_no_base_model(run_dir: Path) -> None:
     write_recipe(run_dir, model={"source": "tiny"}, domain="general", data={"source": "shapes"})
-    card = card_of(run_dir)
+    card = card_of(run_dir, notices=domain_notices("general"))
     data = card.data.to_dict()
     assert "base_model" not in data and "base_model_relation" not in data
     assert "not on the Hub" in card.text and "--merged" in card.text
-    assert "clinical" not in card.text  # the disclaimer is the biomed domain's
+    assert "clinical" not in card.text  # the disclaimer is the biomed plugin's card notice
     assert "general" in data["tags"]
 
 
@@ -132,7 +133,7 @@ def test_failed_evaluation_publishes_no_stale_metrics(run_dir: Path) -> None:
     stages = dict.fromkeys(["prepare", "generate", "align", "instruct"], "complete") | {"evaluate": "failed"}
     write_manifest(run_dir, stages)
     text = card_of(run_dir).text
-    assert "did not complete (status 'failed')" in text and "0.75" not in text
+    assert "did not complete (status 'failed')" in text and "0.6667" not in text
 
 
 @pytest.mark.parametrize("status", [None, "failed", "interrupted"])
@@ -169,12 +170,13 @@ def test_card_shows_the_without_align_column_when_measured(run_dir: Path) -> Non
     path = run_dir / "eval" / "vqa_rad" / "metrics.json"
     data = json.loads(path.read_text())
     assert "without align" not in card_of(run_dir).text
-    data["without_align"] = {"closed_accuracy": 0.7, "open_recall": 0.45}
+    data["without_align"] = {"closed_accuracy": 0.5, "open_recall": 0.45, "n_closed": 3.0}
     path.write_text(json.dumps(data))
     text = card_of(run_dir).text
-    assert "| benchmark | metric | this model | before training | without align |" in text
-    assert "| vqa_rad | closed_accuracy | 0.75 | 0.5 | 0.7 |" in text
-    assert "| slake | closed_accuracy | 0.625 | – | – |" in text
+    assert "| benchmark | metric | kind | this model | before training | without align |" in text
+    assert "| vqa_rad | closed_accuracy | primary score | 0.6667 | 0.3333 | 0.5000 |" in text
+    assert "| vqa_rad | n_closed | count | 3 | 3 | 3 |" in text
+    assert "| slake | closed_accuracy | primary score | 0.6667 | – | – |" in text
     assert 'LLaVA\'s "no stage 1" ablation' in text
 
 

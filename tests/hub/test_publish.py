@@ -63,6 +63,7 @@ def test_uploads_the_adapter_with_our_card(run_dir: Path, hub: FakeHub) -> None:
     assert card.data.pipeline_tag == "image-text-to-text" and card.data.library_name == "peft"
     assert card.data.base_model == "llava-hf/llava-1.5-7b-hf"
     assert "text-generation" not in files["README.md"].decode()
+    assert "Not for clinical use" in files["README.md"].decode()  # the biomed plugin's card notice
     adapter_config = json.loads(files["adapter_config.json"])
     assert adapter_config["base_model_name_or_path"] == "llava-hf/llava-1.5-7b-hf"
     assert files["recipe.yaml"] == (run_dir / "recipe.yaml").read_bytes()
@@ -110,7 +111,7 @@ def test_changed_metrics_make_a_new_commit(run_dir: Path, hub: FakeHub) -> None:
     result = run_publish(run_dir)
     assert result.changed
     assert json.loads(hub.files(REPO)["eval/slake/metrics.json"]) == {"closed_accuracy": 0.9}
-    assert "| slake | closed_accuracy | 0.9 |" in hub.files(REPO)["README.md"].decode()
+    assert "| slake | closed_accuracy | diagnostic (undeclared) | 0.9000 |" in hub.files(REPO)["README.md"].decode()
 
 
 def test_branch(run_dir: Path, hub: FakeHub) -> None:
