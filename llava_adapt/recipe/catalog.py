@@ -11,7 +11,8 @@ A plugin package ships recipes through the entry-point group `llava_adapt.recipe
 
 A recipe's name is its file stem (`recipes/pathology.yaml` is the recipe `pathology`); the entry point's own name
 only labels where the recipes come from. Names are shared with the built-in recipes, which win: a plugin recipe
-named like a built-in one is left out of the names (its path still runs it) and `recipe ls` warns about it. Two
+named like a built-in one is left out of the names (its path still runs it); `recipe ls` warns about it, and so
+does every command that resolves that name to the built-in recipe. Two
 plugin packages shipping the same name make that name ambiguous: asking for it is an error naming both files.
 A folder that cannot be read (the package fails to import, the folder is missing) is reported by `recipe ls` and
 does not hide the other recipes.
@@ -54,11 +55,13 @@ class RecipeCatalog:
     Args:
         recipes (`dict[str, RecipeFile]`): every recipe reachable by name.
         ambiguous (`dict[str, list[RecipeFile]]`): names two or more plugin packages ship (reachable by path only).
+        shadowed (`dict[str, list[RecipeFile]]`): plugin recipes named like a built-in one, by name.
         warnings (`list[str]`): one line each: a shadowed plugin recipe, an ambiguous name, an unreadable folder.
     """
 
     recipes: dict[str, RecipeFile] = field(default_factory=dict)
     ambiguous: dict[str, list[RecipeFile]] = field(default_factory=dict)
+    shadowed: dict[str, list[RecipeFile]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -117,6 +120,7 @@ def recipe_catalog() -> RecipeCatalog:
         by_name.setdefault(recipe.name, []).append(recipe)
     for name, claims in sorted(by_name.items()):
         if name in catalog.recipes:
+            catalog.shadowed[name] = claims
             for recipe in claims:
                 catalog.warnings.append(
                     f"recipe {name!r} from {recipe.provider} is shadowed by the built-in recipe of that name; "

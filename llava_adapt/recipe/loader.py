@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from llava_adapt.registry import DomainConflictError, DomainLoadError, DomainNot
 from llava_adapt.suggest import did_you_mean
 
 PRESETS_KEY = "presets"
+logger = logging.getLogger(__name__)
 
 
 class RecipeError(InputError, ValueError):
@@ -84,6 +86,9 @@ def find_recipe(name_or_path: str) -> Path:
         return path
     catalog = recipe_catalog()
     if name_or_path in catalog.recipes:
+        for shadowed in catalog.shadowed.get(name_or_path, []):
+            logger.warning("using the built-in recipe %r; the one %s ships runs by its path: %s", name_or_path,
+                           shadowed.provider, shadowed.path)  # fmt: skip
         return catalog.recipes[name_or_path].path
     if name_or_path in catalog.ambiguous:
         files = ", ".join(str(r.path) for r in catalog.ambiguous[name_or_path])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from llava_adapt.cli import app
 from llava_adapt.recipe.catalog import recipe_catalog
-from llava_adapt.recipe.loader import find_recipe, load_recipe
+from llava_adapt.recipe.loader import builtin_recipes, find_recipe, load_recipe
 from tests.plugins import TOY_RECIPE
 
 runner = CliRunner()
@@ -66,9 +67,12 @@ def test_a_shipped_recipe_is_listed_copied_validated_by_name(site: Path, tmp_pat
     assert load_recipe("toy_offline", preset="tiny").recipe.instruct.max_steps == 7
 
 
-def test_a_plugin_recipe_named_like_a_built_in_one_is_shadowed_with_a_warning(site: Path):
+def test_a_plugin_recipe_named_like_a_built_in_one_is_shadowed_with_a_warning(site: Path, caplog):
     folder = ship(site, "toy-recipes", "toy_recipes:recipes", {"general": TOY_RECIPE, "toy_offline": TOY_RECIPE})
-    assert find_recipe("general").parent.name == "recipes" and find_recipe("general") != folder / "general.yaml"
+    with caplog.at_level(logging.WARNING, logger="llava_adapt.recipe.loader"):
+        assert find_recipe("general") == builtin_recipes()["general"]
+    assert caplog.messages == [f"using the built-in recipe 'general'; the one toy-recipes 2.0 ships runs by its "
+                               f"path: {folder / 'general.yaml'}"]  # fmt: skip
     listing = runner.invoke(app, ["recipe", "ls", "--json"])
     rows = {row["name"]: row for row in json.loads(listing.stdout)}
     assert rows["general"]["provider"] == "llava-adapt" and rows["toy_offline"]["provider"] == "toy-recipes 2.0"
