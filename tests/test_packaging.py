@@ -56,6 +56,7 @@ def test_the_wheel_ships_domains_recipes_prompts_and_the_scaffold(wheel: Path):
                    for n in names), domain  # fmt: skip
         assert f"llava_adapt/recipes/{domain}.yaml" in names
     assert "llava_adapt/scaffold/template/pyproject.toml.tmpl" in names
+    assert "llava_adapt/scaffold/template/__PACKAGE__/recipes/__NAME__.yaml" in names  # the recipe a plugin ships
     assert not any(n.startswith(("domains/", "recipes/", "tests/")) for n in names)
 
 
