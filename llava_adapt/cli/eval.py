@@ -61,29 +61,64 @@ def _aspect(value: str | None) -> str | None:
     return value
 
 
-def _default_out(model: str, benchmark: str) -> Path:
-    name = Path(model.rstrip("/")).name if Path(model).exists() else model.replace("/", "--")
-    return Path("eval_results") / name / benchmark
+EVAL_CLI_DIR = "eval_cli"  # a run's folder for `llava-adapt eval` results, next to the stage's eval/
+
+
+def _print_results(domain: str, out: Path, results: dict[str, dict]) -> None:
+    from llava_adapt.evaluate.metric_spec import format_metric, read_specs, spec_of
+
+    for name, metrics in results.items():
+        specs, _ = read_specs(metrics)
+        scores = ", ".join(
+            f"{key}={format_metric(value, spec_of(key, specs))}"
+            if isinstance(value, (int, float))
+            else f"{key}={value}"
+            for key, value in metrics["metrics"].items()
+        )
+        line = f"{domain}/{name}: {metrics['num_items']} questions; {scores}"
+        console.print(line, highlight=False, soft_wrap=True)
+        where = out / name
+        console.print(
+            f"Wrote {where / 'predictions.jsonl'} and {where / 'metrics.json'}", highlight=False, soft_wrap=True
+        )
 
 
 def eval_command(
     model: str = typer.Argument(..., metavar="MODEL_OR_RUN_DIR", help=MODEL_HELP),
-    domain: str | None = typer.Option(None, "--domain", help="Domain of the benchmark; default: the run's domain."),
     benchmark: str | None = typer.Option(
-        None, "--benchmark", help="Benchmark of the domain (`llava-adapt domain ls`); default: its only one."
+        None,
+        "--benchmark",
+        help="One benchmark of the domain (`llava-adapt domain ls`); default: every benchmark the run evaluated "
+        "(its recipe's evaluate.benchmarks), else the domain's only one.",
+    ),
+    domain: str | None = typer.Option(None, "--domain", help="Domain of the benchmark; default: the run's domain."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help=f"Folder of the results, one subfolder per benchmark (OUT/<benchmark>/); default for a run: "
+        f"RUN_DIR/{EVAL_CLI_DIR}/, next to the run's own eval/ (--out RUN_DIR/eval replaces the evaluate stage's "
+        "files). Required for anything but a run directory.",
     ),
     split: str | None = typer.Option(None, "--split", help="Split, for benchmarks that have them (default: test)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Answer only the first N questions."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Questions per generate call."),
-    max_new_tokens: int | None = typer.Option(
-        None, "--max-new-tokens", min=1, help="Answer length limit; default: the benchmark's own, else 64."
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Questions per generate call; default: the run's evaluate.batch_size, else 16.",
     ),
-    out: Path | None = typer.Option(None, "--out", help="Output folder; default: eval_results/<model>/<benchmark>."),
+    max_new_tokens: int | None = typer.Option(
+        None,
+        "--max-new-tokens",
+        min=1,
+        help="Answer length limit; default: the run's (evaluate.max_new_tokens_by_benchmark, the benchmark's own, "
+        "evaluate.max_new_tokens), else the benchmark's own, else 64.",
+    ),
     data_root: Path | None = typer.Option(
         None, "--data-root", help="Folder the benchmark's files are in; default: the run's data.root, else '.'."
     ),
     arg: list[str] | None = typer.Option(
-        None, "--arg", help="Benchmark argument key=value (repeatable), e.g. --arg path=vqa_rad."
+        None, "--arg", help="Benchmark argument key=value (repeatable) on top of the run's, e.g. --arg path=vqa_rad."
     ),
     image_aspect_ratio: str | None = typer.Option(
         None, "--image-aspect-ratio", help="pad (LLaVA-1.5's pad to square) or crop; default: the processor's."
@@ -96,49 +131,69 @@ def eval_command(
         None, "--judge-api-key-env", help="Environment variable holding the judge's key (default OPENAI_API_KEY)."
     ),
 ) -> None:
-    """Evaluate a model on one benchmark: writes predictions.jsonl and metrics.json.
+    """Evaluate a model on a domain's benchmarks: writes predictions.jsonl and metrics.json per benchmark.
 
-    Works on any compatible model, so a stock checkpoint gives the baseline row to compare a run against. For a
-    run directory, the benchmark's arguments and data root default to the run's recipe.
+    For a run directory with no other option, this is the run's own evaluation of its final model: the benchmarks,
+    arguments, data root, answer lengths, batch size, temperature, judge and ensemble of its recipe.yaml, so the
+    scores equal eval/<benchmark>/metrics.json's; the results go to RUN_DIR/eval_cli/<benchmark>/. Each option
+    overrides the run's value. Any other model (an adapter or model folder, a Hub id: a stock checkpoint gives the
+    baseline row) needs --domain and --out, and takes the benchmark's defaults.
     """
-    from llava_adapt.evaluate.benchmark import BenchmarkArgsError, benchmark_args, evaluate_benchmark, pick_benchmark
+    from llava_adapt.evaluate.benchmark import BenchmarkArgsError, EvalSettings, benchmark_tasks, evaluate_benchmarks
     from llava_adapt.evaluate.judge import JudgeError
     from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
+    from llava_adapt.hub.errors import PublishError
+    from llava_adapt.hub.run_info import load_run
+    from llava_adapt.recipe.schema import EvaluateConfig
     from llava_adapt.registry import DomainLoadError, DomainNotFoundError, get_domain
     from llava_adapt.stages.evaluate import EvaluateError
 
     overrides = _parse_args(arg or [])
-    from llava_adapt.hub.errors import PublishError
-    from llava_adapt.hub.run_info import load_run
-
-    try:
-        is_run = (Path(model).expanduser() / "manifest.json").is_file()
-        recipe = load_run(Path(model).expanduser()).recipe if is_run else None  # checked before the model loads
+    aspect = _aspect(image_aspect_ratio)
+    try:  # everything that can be refused is checked before the model loads
+        path = Path(model).expanduser()
+        run = load_run(path) if (path / "manifest.json").is_file() else None
+        recipe = run.recipe if run is not None else None
         if domain is None and recipe is None:
             raise BenchmarkArgsError("--domain is required unless MODEL_OR_RUN_DIR is a run directory")
         plugin = get_domain(domain or recipe.domain)
-        name, bench = pick_benchmark(plugin, benchmark)
         same_domain = recipe is not None and recipe.domain == plugin.name
-        base = recipe.evaluate.args.get(name, {}) if same_domain else {}
-        args = benchmark_args(bench, name, base, overrides, split, limit)
-        root = data_root or Path(recipe.data.root if same_domain else ".").expanduser()
-        base_judge = recipe.evaluate.judge if same_domain and bench.judge is not None else None
-        judge_config = _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)
-        resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
-        metrics = evaluate_benchmark(
-            resolved, plugin, name, out or _default_out(model, name), args, root, limit, batch_size, max_new_tokens,
-            recipe.seed if recipe else 0, judge_config,
-        )  # fmt: skip
+        if out is None and run is None:
+            raise BenchmarkArgsError(
+                "--out DIR is required unless MODEL_OR_RUN_DIR is a run directory (results go to DIR/<benchmark>/)"
+            )
+        out = out or run.layout.root / EVAL_CLI_DIR
+        config = recipe.evaluate if same_domain else EvaluateConfig()
+        if benchmark is not None:
+            names = [benchmark]
+        elif config.benchmarks:
+            names = config.benchmarks
+        else:
+            names = [None]  # the domain's only benchmark (refused, with the list, when it has several)
+        tasks = benchmark_tasks(config, plugin, out, names, overrides, split, limit, max_new_tokens)
+        base_judge = config.judge if any(task.bench.judge or config.ensemble for task in tasks) else None
+        options = {"judge": _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)}
+        if batch_size is not None:
+            options["batch_size"] = batch_size
+        if options["judge"] is None:
+            options["ensemble"] = None
+        root = data_root or Path(recipe.data.root if same_domain else ".")
+        cache = run.layout.cache_dir if run is not None else out / "cache"
+        seed = recipe.seed if recipe is not None else 0
+        settings = EvalSettings.from_config(config, plugin.name, root, cache, seed, **options)
+
+        def load():
+            resolved = resolve_model(model, image_aspect_ratio=aspect)
+            return resolved.model, resolved.processor
+
+        result = evaluate_benchmarks(tasks, {"trained": load}, model, settings)
     except (ModelResolveError, PublishError, BenchmarkArgsError, DomainNotFoundError, DomainLoadError) as exc:
         raise _fail(exc) from None
     except JudgeError as exc:
         raise _fail(exc) from None
     except (FileNotFoundError, EvaluateError) as exc:  # missing data files, a benchmark without usable items
         raise _fail(exc) from None
-    where = out or _default_out(model, name)
-    scores = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics["metrics"].items())
-    console.print(f"{plugin.name}/{name}: {metrics['num_items']} questions; {scores}", highlight=False, soft_wrap=True)
-    console.print(f"Wrote {where / 'predictions.jsonl'} and {where / 'metrics.json'}", highlight=False, soft_wrap=True)
+    _print_results(plugin.name, out, result.metrics)
 
 
 def chat_command(
@@ -204,7 +259,8 @@ def register(app: typer.Typer) -> None:
     """Mount `eval`, `chat` and `report` on the root `app`."""
     app.command(
         "eval",
-        epilog="Example: llava-adapt eval runs/biomed --benchmark vqa_rad --limit 100 --out eval/vqa_rad",
+        epilog="Example: llava-adapt eval runs/biomed  (the run's own evaluation, into runs/biomed/eval_cli/); "
+        "llava-adapt eval llava-hf/llava-1.5-7b-hf --domain biomed --benchmark vqa_rad --limit 100 --out eval/stock",
     )(eval_command)
     app.command(
         "chat", epilog='Example: llava-adapt chat runs/biomed --image scan.png --prompt "What modality is this?"'

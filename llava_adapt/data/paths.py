@@ -55,3 +55,25 @@ def relative_to_root(root: str | Path, path: str | Path) -> str | None:
     """`path` (relative to `root`, or absolute) as a POSIX path relative to `root`, or `None` when it leaves it."""
     inside = within(root, path)
     return None if inside is None else inside.relative_to(root_path(root)).as_posix()
+
+
+def resolve_image(image: str, output_dir: Path, data_root: Path) -> tuple[str | None, str | None]:
+    """Check where a record's image lives.
+
+    Args:
+        image (`str`): the path the source gave (relative to `output_dir` or `data_root`, or absolute).
+        output_dir (`Path`): the run's image folder.
+        data_root (`Path`): the folder the source reads.
+
+    Returns:
+        `(path to store, None)` or `(None, skip reason)`.
+    """
+    written = relative_to_root(output_dir, image)
+    if written is not None and (output_dir / written).is_file():
+        return written, None
+    candidate = within(data_root, image)  # links inside the data root are followed; `..` out of it is not
+    if candidate is None:
+        return None, "image path escapes the data root"
+    if not candidate.is_file():
+        return None, "image file missing"
+    return str(candidate), None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from llava_adapt.data.images import CheckedImage, check_image, write_converted
 from llava_adapt.data.jsonl import write_jsonl
-from llava_adapt.data.paths import relative_to_root, within
+from llava_adapt.data.paths import resolve_image
 from llava_adapt.data.records import CaptionRecord, Skip
 from llava_adapt.domain import SourceContext
 from llava_adapt.errors import LlavaAdaptError
@@ -24,28 +24,6 @@ from llava_adapt.stages.context import StageContext
 
 class PrepareError(LlavaAdaptError, RuntimeError):
     """The source produced nothing usable."""
-
-
-def resolve_image(image: str, output_dir: Path, data_root: Path) -> tuple[str | None, str | None]:
-    """Check where a record's image lives.
-
-    Args:
-        image (`str`): the path the source gave (relative to `output_dir` or `data_root`, or absolute).
-        output_dir (`Path`): the run's image folder.
-        data_root (`Path`): the folder the source reads.
-
-    Returns:
-        `(path to store, None)` or `(None, skip reason)`.
-    """
-    written = relative_to_root(output_dir, image)
-    if written is not None and (output_dir / written).is_file():
-        return written, None
-    candidate = within(data_root, image)  # links inside the data root are followed; `..` out of it is not
-    if candidate is None:
-        return None, "image path escapes the data root"
-    if not candidate.is_file():
-        return None, "image file missing"
-    return str(candidate), None
 
 
 def image_problem(path: Path) -> str | None:

@@ -46,8 +46,8 @@ def test_resolve_run_adapter_and_model_folders(run_template: Path) -> None:  # n
 
 
 def test_eval_run_dir_writes_predictions_and_metrics(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
-    out = tmp_path / "out"
-    result = _invoke("eval", run_template, *SHAPES, "--batch-size", "4", "--out", out)
+    out = tmp_path / "out" / "shapes_color"
+    result = _invoke("eval", run_template, *SHAPES, "--batch-size", "4", "--out", out.parent)
     assert result.exit_code == 0, result.output
     rows = _rows(out)
     assert len(rows) == 6
@@ -61,7 +61,9 @@ def test_eval_run_dir_writes_predictions_and_metrics(run_template: Path, tmp_pat
 
     limited = _invoke("eval", run_template / "instruct", *SHAPES, "--limit", "3", "--out", tmp_path / "limited")
     assert limited.exit_code == 0, limited.output
-    assert [r["prediction"] for r in _rows(tmp_path / "limited")] == [r["prediction"] for r in rows[:3]]
+    assert [r["prediction"] for r in _rows(tmp_path / "limited" / "shapes_color")] == [
+        r["prediction"] for r in rows[:3]
+    ]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,7 @@ def test_eval_argument_errors(run_template: Path, tmp_path: Path, extra: list[st
     result = _invoke("eval", run_template, *args, "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert message in result.output
-    assert not (tmp_path / "out" / "predictions.jsonl").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_eval_model_errors(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -86,7 +88,7 @@ def test_eval_model_errors(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     result = _invoke("eval", run_dir, *SHAPES, "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert "instruct stage" in result.output and "llava-adapt recipe run" in result.output
-    missing = _invoke("eval", tmp_path / "nowhere", *SHAPES)
+    missing = _invoke("eval", tmp_path / "nowhere", *SHAPES, "--out", tmp_path / "out")
     assert missing.exit_code == 1 and "does not exist" in missing.output
     with pytest.raises(ModelResolveError, match="neither a run directory"):
         resolve_model(tmp_path)

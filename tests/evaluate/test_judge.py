@@ -186,16 +186,17 @@ def test_cli_eval_with_a_judge(server: FakeOpenAI, run_template: Path, tmp_path:
     result = _invoke(*common, "--out", out, "--judge", "judge-test", "--judge-base-url", server.url,
                      "--judge-api-key-env", KEY_ENV)  # fmt: skip
     assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "llava_med_chat" / "metrics.json").read_text())
     assert metrics["metrics"]["relative_score"] == pytest.approx(75.0)
     assert metrics["judge"]["requests"] == 3 and metrics["judge"]["model"] == "judge-test"
-    assert len((out / "judgements.jsonl").read_text().splitlines()) == 3
+    assert len((out / "llava_med_chat" / "judgements.jsonl").read_text().splitlines()) == 3
     assert re.search(r"relative_score=75", result.stdout)
     _no_key_in(tmp_path)
 
     plain = _invoke(*common, "--out", tmp_path / "plain")
     assert plain.exit_code == 0, plain.output
-    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["judge"]["status"].startswith("not run")
+    plain_metrics = json.loads((tmp_path / "plain" / "llava_med_chat" / "metrics.json").read_text())
+    assert plain_metrics["judge"]["status"].startswith("not run")
 
     lonely = _invoke(*common, "--judge-base-url", server.url)
     assert lonely.exit_code == 2 and "--judge" in lonely.output

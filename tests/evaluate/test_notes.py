@@ -63,7 +63,7 @@ def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) ->
             "--max-new-tokens", "2", "--out", str(tmp_path / "out")]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    (note,) = json.loads((tmp_path / "out" / "metrics.json").read_text())["notes"]
+    (note,) = json.loads((tmp_path / "out" / "vqa_rad" / "metrics.json").read_text())["notes"]
     assert note.startswith("No official answer type for 2 of 2 questions")
 
 
