@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llava_adapt.evaluate.metric_spec import format_metric, spec_of
 from llava_adapt.evaluate.resolve import ResolvedModel
-from llava_adapt.hub.run_info import RunInfo, is_count
+from llava_adapt.hub.run_info import RunInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 KIND_TEXT = {"adapter": "a PEFT adapter", "model": "a model folder", "hub": "a Hub checkpoint"}
@@ -69,10 +70,11 @@ def metrics_table(run: RunInfo) -> str:
         lines = [heading, "", "| metric | this model |" + (" before training |" if baseline else "")]
         lines.append("|---|---|" + ("---|" if baseline else ""))
         for metric, value in scores.items():
-            line = f"| {metric} | {_number(value)} |"
+            spec = spec_of(metric, result.specs)  # counts as integers, scores with four decimals
+            line = f"| {metric} | {format_metric(value, spec)} |"
             if baseline:
-                before = None if is_count(metric) else result.baseline.get(metric)
-                line += f" {_number(before) if before is not None else '–'} |"
+                before = None if spec.kind == "count" else result.baseline.get(metric)
+                line += f" {format_metric(before, spec) if before is not None else '–'} |"
             lines.append(line)
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

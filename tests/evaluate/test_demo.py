@@ -88,9 +88,9 @@ def test_page_shows_the_run_its_metrics_and_its_evaluation_images(run_dir: Path,
         "",
         "| metric | this model | before training |",
         "|---|---|---|",
-        "| closed_accuracy | 0.800 | 0.250 |",
+        "| closed_accuracy | 0.8000 | 0.2500 |",
         "| n_closed | 5 | – |",
-        "| token_f1 | 0.432 | 0 |",
+        "| token_f1 | 0.4321 | 0.0000 |",
     ]
     bench = run_dir / "eval" / "synthetic"
     assert [(e.image, e.question) for e in page.examples] == [
