@@ -1,9 +1,9 @@
 """Ask a GPT-4-class judge about a benchmark's answers (LLaVA-Bench / LLaVA-Med visual-chat scoring).
 
 The benchmark's `Judge` (from its domain) writes the request for each answer and aggregates the replies; this
-module sends the requests through the generation engine's client and transport (`max_concurrency` in flight,
-client-side rate limits, retries that honour `Retry-After`, a per-request timeout) and keeps every reply in the
-run's response cache, so re-scoring the same answers costs nothing. A request that fails for good leaves `None`
+module sends the requests through the client `generate` uses too (`llava_adapt.openai_client`: `max_concurrency`
+in flight, client-side rate limits, retries that honour `Retry-After`, a per-request timeout) and keeps every reply
+in the run's response cache, so re-scoring the same answers costs nothing. A request that fails for good leaves `None`
 for its item (the domain counts it as a judge failure); a failure every request would share (bad key, unknown
 model, no quota) stops with `JudgeError`.
 
@@ -27,13 +27,13 @@ from llava_adapt.data.records import VQAItem
 from llava_adapt.domain import Judge
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.config import JudgeConfig
-from llava_adapt.generate.cache import ResponseCache
-from llava_adapt.generate.jobs import cache_key
-from llava_adapt.generate.parse import Rejected, response_text
-from llava_adapt.generate.pricing import find_price
-from llava_adapt.generate.report import GenerateReport
-from llava_adapt.generate.retry import Failure, FatalRequestError
-from llava_adapt.generate.transport import ClientConfigError, Transport, make_client
+from llava_adapt.openai_client.cache import ResponseCache, cache_key
+from llava_adapt.openai_client.chat import CachedChat
+from llava_adapt.openai_client.pricing import find_price
+from llava_adapt.openai_client.reply import Rejected, response_text
+from llava_adapt.openai_client.report import ClientReport
+from llava_adapt.openai_client.retry import Failure, FatalRequestError
+from llava_adapt.openai_client.transport import ClientConfigError, Transport, make_client
 
 
 class JudgeError(LlavaAdaptError, RuntimeError):
@@ -47,12 +47,12 @@ class JudgeRun:
     Args:
         replies (`list[str | None]`): one per item, in order; `None` where no usable reply came.
         failures (`Counter[str]`): why replies are missing, by reason.
-        report (`GenerateReport`): requests, retries, cache hits, token usage and cost.
+        report (`ClientReport`): requests, retries, cache hits, token usage and cost.
     """
 
     replies: list[str | None]
     failures: Counter[str] = field(default_factory=Counter)
-    report: GenerateReport | None = None
+    report: ClientReport | None = None
 
     def to_manifest(self) -> dict[str, Any]:
         """What the manifest records: counts, failures by reason, usage and cost."""
@@ -71,8 +71,8 @@ def check_judge(config: JudgeConfig) -> None:
     if not os.environ.get(config.api_key_env):
         raise JudgeError(
             f"evaluate.judge is set but the environment variable {config.api_key_env} is not. Export the judge's "
-            f"key (export {config.api_key_env}=sk-...), name another variable with evaluate.judge.api_key_env, or "
-            "remove evaluate.judge to score offline metrics only. A server without authentication accepts any "
+            f"key (export {config.api_key_env}=sk-...), name another variable with evaluate.judge.api_key_env, "
+            f"{config.missing_key_hint()}. A server without authentication accepts any "
             f"value, e.g. {config.api_key_env}=EMPTY."
         )
 
@@ -122,17 +122,15 @@ def ask_judge(requests: Sequence[list[dict[str, str]]], config: JudgeConfig, cac
         JudgeError: no key, a bad key, an unknown model or endpoint, or no quota.
     """
     check_judge(config)
-    client_config = config.client_config()
     try:
-        client = make_client(client_config)
+        client = make_client(config)
     except ClientConfigError as exc:
-        raise JudgeError(str(exc).replace("generate.", "evaluate.judge.")) from None
-    report = GenerateReport(backend="openai", model=config.model, jobs=len(requests),
-                            price=find_price(config.model, config.prices))  # fmt: skip
+        raise JudgeError(str(exc)) from None
+    report = ClientReport(model=config.model, price=find_price(config.model, config.prices))
     bodies = [request_body(config, messages) for messages in requests]
     with ResponseCache(cache_dir) as cache:
         try:
-            responses = asyncio.run(_ask_all(client, client_config, report, cache, bodies, config.max_concurrency))
+            responses = asyncio.run(_ask_all(client, config, report, cache, bodies))
         except FatalRequestError as exc:
             raise JudgeError(f"the judge (evaluate.judge) cannot be used: {exc}") from None
     run = JudgeRun(replies=[], report=report)
@@ -141,7 +139,7 @@ def ask_judge(requests: Sequence[list[dict[str, str]]], config: JudgeConfig, cac
             run.replies.append(None)
             run.failures["request failed" + (" after retries" if response.retryable else "")] += 1
             continue
-        text = response_text(response)
+        text = response_text(response, config.section)
         if isinstance(text, Rejected):
             run.replies.append(None)
             run.failures[text.reason] += 1
@@ -151,30 +149,15 @@ def ask_judge(requests: Sequence[list[dict[str, str]]], config: JudgeConfig, cac
 
 
 async def _ask_all(
-    client: Any,
-    client_config: Any,
-    report: GenerateReport,
-    cache: ResponseCache,
-    bodies: list[dict[str, Any]],
-    concurrency: int,
+    client: Any, config: JudgeConfig, report: ClientReport, cache: ResponseCache, bodies: list[dict[str, Any]]
 ) -> list[dict[str, Any] | Failure]:
-    transport = Transport(client, client_config, report)
-    slots = asyncio.Semaphore(concurrency)
-    model = client_config.model
+    """Every request's response, at most `config.max_concurrency` in flight."""
+    chat = CachedChat(Transport(client, config, report), cache)
+    slots = asyncio.Semaphore(config.max_concurrency)
 
     async def ask(body: dict[str, Any]) -> dict[str, Any] | Failure:
-        key = cache_key(body)
-        cached = cache.get(key)
-        if cached is not None:
-            report.cache_hits += 1
-            report.reused.add(cached)
-            return cached
         async with slots:
-            result = await transport.chat(body)
-        if not isinstance(result, Failure):
-            cache.put(key, result, model)
-            report.online.add(result)
-        return result
+            return await chat.ask(body, cache_key(body))
 
     try:
         return await asyncio.gather(*(ask(body) for body in bodies))

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from llava_adapt.errors import LlavaAdaptError
-from llava_adapt.generate.cache import ResponseCache
-from llava_adapt.generate.retry import RETRYABLE_STATUS, Failure
-from llava_adapt.generate.transport import Transport
+from llava_adapt.openai_client.cache import ResponseCache
+from llava_adapt.openai_client.retry import RETRYABLE_STATUS, Failure
+from llava_adapt.openai_client.transport import Transport
 
 ENDPOINT = "/v1/chat/completions"
 MAX_FILE_BYTES = 190 * 2**20

@@ -7,9 +7,6 @@ even the id or the image path, which can carry identifiers such as a DICOM file 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -82,34 +79,3 @@ def request_body(config: GenerateConfig, prompt: PromptType, message: str) -> di
     }
     body.update(config.extra_body)
     return body
-
-
-def canonical_json(data: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal requests give equal text."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def cache_key(body: dict[str, Any], sample: int = 0) -> str:
-    """The cache key of a request: sha256 of its canonical JSON.
-
-    The second, third, ... sample of the same request are independent draws, so for `sample > 0` the index is
-    hashed too (it is not sent: the request stays the same).
-
-    Args:
-        body (`dict`): the request body.
-        sample (`int`, defaults to `0`): the sample index.
-    """
-    text = canonical_json(body)
-    if sample:
-        text += f"#sample={sample}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """Tokens a request may consume, for the client-side token limiter: prompt characters / 4 + `max_tokens`.
-
-    Providers count `max_tokens` against the token-rate limit before the answer exists; so does this estimate.
-    """
-    chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
-    completion = body.get("max_tokens") or body.get("max_completion_tokens") or 0
-    return math.ceil(chars / 4) + int(completion)

@@ -2,7 +2,8 @@
 
 A fixed pool of `max_concurrency` workers pulls jobs from one iterator, so no more requests are ever in flight
 than that (and a 600K-job run holds `max_concurrency` tasks, not 600K). A job whose request is in the cache is
-finished from it without a request; two jobs with the same request in one run share one request.
+finished from it without a request; two jobs with the same request in one run share one request
+(`llava_adapt.openai_client.chat.CachedChat`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from llava_adapt.generate.cache import ResponseCache
 from llava_adapt.generate.jobs import Job
 from llava_adapt.generate.postprocess import Postprocessor
-from llava_adapt.generate.retry import REQUEST_FAILED, RETRIES_EXHAUSTED, Failure
-from llava_adapt.generate.transport import Transport
+from llava_adapt.openai_client.cache import ResponseCache
+from llava_adapt.openai_client.chat import CachedChat
+from llava_adapt.openai_client.retry import REQUEST_FAILED, RETRIES_EXHAUSTED, Failure
+from llava_adapt.openai_client.transport import Transport
 
 PreparedJob = tuple[Job, dict[str, Any], str]  # the job, its request body, its cache key
 
@@ -53,41 +55,15 @@ async def run_online(
         FatalRequestError: from the first request that hit one; the other workers are cancelled.
     """
     queue = iter(jobs)
-    in_flight: dict[str, asyncio.Future[dict[str, Any] | Failure]] = {}
-    model = transport.config.model
+    chat = CachedChat(transport, cache)
 
     async def worker() -> None:
         for job, body, key in queue:
-            cached = cache.get(key)
-            if cached is not None:
-                finish_cached(post, job, cached)
-            elif key in in_flight:
-                result = await in_flight[key]
-                if isinstance(result, Failure):
-                    finish_failure(post, job, result)
-                else:
-                    finish_cached(post, job, result)
+            result = await chat.ask(body, key)
+            if isinstance(result, Failure):
+                finish_failure(post, job, result)
             else:
-                future: asyncio.Future[dict[str, Any] | Failure] = asyncio.get_running_loop().create_future()
-                in_flight[key] = future
-                try:
-                    result = await transport.chat(body)
-                except asyncio.CancelledError:
-                    future.cancel()
-                    raise
-                except BaseException as exc:
-                    future.set_exception(exc)
-                    future.exception()  # mark it retrieved: the worker that raised reports it
-                    raise
-                finally:
-                    del in_flight[key]
-                future.set_result(result)
-                if isinstance(result, Failure):
-                    finish_failure(post, job, result)
-                else:
-                    cache.put(key, result, model)
-                    post.report.online.add(result)
-                    post.response(job, result)
+                post.response(job, result)
             if on_done:
                 on_done()
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from llava_adapt.data.records import GPT, HUMAN
 from llava_adapt.generate.filters import TextFilter
+from llava_adapt.openai_client.reply import Rejected, response_text
 from llava_adapt.prompt_folder import PromptType
 
 IMAGE_TOKEN = "<image>"
@@ -27,44 +27,7 @@ SEPARATOR = re.compile(r"^\s*={3,}\s*$", re.MULTILINE)
 ROLE_NAMES = ("System", "User", "Assistant", "Human", "GPT")
 
 
-@dataclass(frozen=True)
-class Rejected:
-    """Why a response or conversation is unusable.
-
-    Args:
-        reason (`str`): short and stable (a manifest key), e.g. `"leak"`.
-        detail (`str`, defaults to `""`): the specifics, for the rejects file.
-    """
-
-    reason: str
-    detail: str = ""
-
-
 Turns = list[dict[str, str]]
-
-
-def response_text(response: dict[str, Any]) -> str | Rejected:
-    """The assistant's text in a Chat Completions response, or why there is none worth parsing.
-
-    Args:
-        response (`dict`): the response body (`choices[0].message`, `finish_reason`).
-    """
-    choices = response.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return Rejected("no choices", "the response has no choices")
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
-    if message.get("refusal"):
-        return Rejected("refusal", str(message["refusal"])[:300])
-    finish = choice.get("finish_reason")
-    if finish == "length":
-        return Rejected("truncated", "finish_reason=length: raise generate.max_tokens")
-    if finish == "content_filter":
-        return Rejected("content filter", "finish_reason=content_filter")
-    content = message.get("content")
-    if not isinstance(content, str) or not content.strip():
-        return Rejected("empty response", "the message content is empty")
-    return content
 
 
 def _markers(names: tuple[str, ...]) -> re.Pattern[str]:

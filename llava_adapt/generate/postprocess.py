@@ -16,8 +16,9 @@ from llava_adapt.domain import Domain
 from llava_adapt.generate.filters import TextFilter, leak_filter, refusal_filter
 from llava_adapt.generate.jobs import Job
 from llava_adapt.generate.output import ResultWriter
-from llava_adapt.generate.parse import Rejected, check_turns, finish_turns, response_text, response_turns
+from llava_adapt.generate.parse import check_turns, finish_turns, response_turns
 from llava_adapt.generate.report import GenerateReport
+from llava_adapt.openai_client.reply import Rejected, response_text
 from llava_adapt.prompt_folder import PromptType, load_leak_file
 
 

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llava_adapt.generate.config import ModelPrice
-from llava_adapt.generate.pricing import Usage
-from llava_adapt.generate.retry import RETRIES_EXHAUSTED
+from llava_adapt.openai_client.pricing import Usage
+from llava_adapt.openai_client.report import ClientReport
+from llava_adapt.openai_client.retry import RETRIES_EXHAUSTED
 
 
-@dataclass
-class GenerateReport:
-    """Counts, usage and cost of one generation run.
+@dataclass(kw_only=True)
+class GenerateReport(ClientReport):
+    """Counts, usage and cost of one generation run: the client's tally (`ClientReport`: requests, retries, cache
+    hits, online and reused usage) and the generation's own.
 
     Args:
         backend (`str`): `"offline"`, `"openai"` or `"openai-batch"`.
@@ -26,20 +27,12 @@ class GenerateReport:
     """
 
     backend: str
-    model: str
     jobs: int
-    price: ModelPrice | None = None
     batch_discount: float = 0.5
     resumed: int = 0  # jobs already done by an earlier run (in the output or the rejects)
     ok: int = 0  # conversations in the output file (earlier runs included)
     rejected: Counter[str] = field(default_factory=Counter)  # rejects by reason (earlier runs included)
-    requests: int = 0  # HTTP requests sent by this run (retries included)
-    retries: int = 0  # rate-limit retries included
-    rate_limit_retries: int = 0  # retries after a 429 with Retry-After (they do not use up max_retries)
-    cache_hits: int = 0  # answers taken from the cache instead of a request
-    online: Usage = field(default_factory=Usage)  # responses paid for by this run, online
     batch: Usage = field(default_factory=Usage)  # responses paid for by this run, Batch API
-    reused: Usage = field(default_factory=Usage)  # responses reused from the cache (paid for earlier)
 
     @property
     def done(self) -> int:
@@ -56,28 +49,14 @@ class GenerateReport:
         batch = self.batch.cost(self.price, self.batch_discount)
         return None if online is None or batch is None else online + batch
 
-    def saved(self) -> float | None:
-        """Dollars not spent again thanks to the cache (at online prices)."""
-        return self.reused.cost(self.price)
-
     def to_manifest(self) -> dict[str, Any]:
-        """What the manifest records about the run."""
-        cost, saved = self.cost(), self.saved()
-        return {
-            "backend": self.backend,
-            "model": self.model,
-            "jobs": self.jobs,
-            "ok": self.ok,
-            "rejected": dict(self.rejected),
-            "resumed": self.resumed,
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limit_retries": self.rate_limit_retries,
-            "cache_hits": self.cache_hits,
-            "usage": {"online": self.online.to_dict(), "batch": self.batch.to_dict(), "reused": self.reused.to_dict()},
-            "cost_usd": None if cost is None else round(cost, 6),
-            "saved_by_cache_usd": None if saved is None else round(saved, 6),
-        }
+        """What the manifest records about the run: the generation's counts, then the client's tally (its usage
+        with the Batch API's responses too; its cost including them)."""
+        client = super().to_manifest()
+        online, reused = client["usage"]["online"], client["usage"]["reused"]
+        client["usage"] = {"online": online, "batch": self.batch.to_dict(), "reused": reused}
+        counts = {"ok": self.ok, "rejected": dict(self.rejected), "resumed": self.resumed}
+        return {"backend": self.backend, "model": self.model, "jobs": self.jobs, **counts, **client}
 
     def summary(self) -> str:
         """A few lines for the console."""

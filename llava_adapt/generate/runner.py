@@ -17,17 +17,17 @@ from llava_adapt.data.records import CaptionRecord, RecordError
 from llava_adapt.domain import Domain
 from llava_adapt.errors import InputError
 from llava_adapt.generate.batch import BatchRunner
-from llava_adapt.generate.cache import ResponseCache
 from llava_adapt.generate.config import GenerateConfig
-from llava_adapt.generate.jobs import Job, cache_key, plan_jobs, request_body, user_message
+from llava_adapt.generate.jobs import Job, plan_jobs, request_body, user_message
 from llava_adapt.generate.online import PreparedJob, finish_cached, finish_failure, run_online
 from llava_adapt.generate.output import ResultWriter
 from llava_adapt.generate.postprocess import Postprocessor
-from llava_adapt.generate.pricing import find_price
 from llava_adapt.generate.progress import GenerateProgress
 from llava_adapt.generate.prompts import select_prompt_types
 from llava_adapt.generate.report import GenerateReport
-from llava_adapt.generate.transport import Transport, make_client
+from llava_adapt.openai_client.cache import ResponseCache, cache_key
+from llava_adapt.openai_client.pricing import find_price
+from llava_adapt.openai_client.transport import Transport, make_client
 from llava_adapt.prompt_folder import PromptType, load_prompt_type
 
 log = logging.getLogger("llava_adapt.generate")

@@ -1,6 +1,6 @@
 """The persistent request cache: a response is paid for once, whatever happens to the run.
 
-A SQLite database (`cache_dir/responses.sqlite`, write-ahead log) keyed by `jobs.cache_key` — the sha256 of the
+A SQLite database (`cache_dir/responses.sqlite`, write-ahead log) keyed by `cache_key` — the sha256 of the
 exact request body. Each answered request is committed as soon as its response arrives, so a run killed with
 `kill -9` keeps every answer it received; the rerun sends no request whose answer is here. It stores the raw
 response body and where it came from (online call or Batch API), never the API key or any header.
@@ -15,12 +15,35 @@ running picks that batch up again instead of submitting (and paying for) it twic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def canonical_json(data: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal requests give equal text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(body: dict[str, Any], sample: int = 0) -> str:
+    """The cache key of a request: sha256 of its canonical JSON.
+
+    The second, third, ... sample of the same request are independent draws, so for `sample > 0` the index is
+    hashed too (it is not sent: the request stays the same).
+
+    Args:
+        body (`dict`): the request body.
+        sample (`int`, defaults to `0`): the sample index.
+    """
+    text = canonical_json(body)
+    if sample:
+        text += f"#sample={sample}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llava_adapt.generate.config import ModelPrice
+from llava_adapt.openai_client.config import ModelPrice
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4o": ModelPrice(input_per_1m=2.50, output_per_1m=10.00, cached_input_per_1m=1.25),

@@ -14,7 +14,9 @@ limit is per account, so the other workers would hit it too.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from typing import Any
 
 LATE_SLACK_S = 0.02  # how late a start may be and still count from its slot (asyncio oversleeps by a few ms)
 
@@ -77,3 +79,13 @@ class RateLimiter:
     def pause(self, seconds: float) -> None:
         """Start no request for the next `seconds` (the server said so with `Retry-After`)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """Tokens a request may consume, for the client-side token limiter: prompt characters / 4 + `max_tokens`.
+
+    Providers count `max_tokens` against the token-rate limit before the answer exists; so does this estimate.
+    """
+    chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+    completion = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+    return math.ceil(chars / 4) + int(completion)

@@ -99,7 +99,7 @@ def _code(exc: openai.APIStatusError) -> str | None:
     return str(inner.get("code")) if isinstance(inner, dict) and inner.get("code") else None
 
 
-def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float) -> Failure:
+def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float, section: str) -> Failure:
     """Turn an exception from one request into a `Failure`.
 
     Args:
@@ -107,6 +107,7 @@ def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float)
         api_key_env (`str`): the key's environment variable (named in errors, the key itself never is).
         model (`str`): the model requested (named in errors).
         timeout_s (`float`): the per-request timeout (named in errors).
+        section (`str`): the recipe section of the client's settings (`generate`, `evaluate.judge`), named in errors.
 
     Raises:
         FatalRequestError: the failure would repeat for every request.
@@ -129,8 +130,8 @@ def classify(exc: BaseException, api_key_env: str, model: str, timeout_s: float)
         ) from None
     if status == 404:
         raise FatalRequestError(
-            f"model {model!r} or the endpoint was not found (HTTP 404: {message}); check generate.model and "
-            "generate.base_url"
+            f"model {model!r} or the endpoint was not found (HTTP 404: {message}); check {section}.model and "
+            f"{section}.base_url"
         ) from None
     if status == 429 and _code(exc) == "insufficient_quota":
         raise FatalRequestError(f"the account has no quota left (HTTP 429: {message})") from None

@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 import openai
 
 from llava_adapt.errors import InputError
-from llava_adapt.generate.config import GenerateConfig
-from llava_adapt.generate.jobs import estimate_tokens
-from llava_adapt.generate.ratelimit import RateLimiter
-from llava_adapt.generate.report import GenerateReport
-from llava_adapt.generate.retry import (
+from llava_adapt.openai_client.config import ClientConfig
+from llava_adapt.openai_client.ratelimit import RateLimiter, estimate_tokens
+from llava_adapt.openai_client.report import ClientReport
+from llava_adapt.openai_client.retry import (
     Failure,
     MalformedResponseError,
     classify,
@@ -47,11 +46,12 @@ class MissingApiKeyError(ClientConfigError):
     """The environment variable that should hold the API key is not set."""
 
 
-def make_client(config: GenerateConfig) -> openai.AsyncOpenAI:
+def make_client(config: ClientConfig) -> openai.AsyncOpenAI:
     """The async client for `config` (key from `$config.api_key_env`, SDK retries off, per-request timeout).
 
     Args:
-        config (`GenerateConfig`): `provider`, `base_url`, `api_version`, `api_key_env`, `timeout_s`.
+        config (`ClientConfig`): `provider`, `base_url`, `api_version`, `api_key_env`, `timeout_s` (its `section` and
+            `missing_key_hint` word the errors).
 
     Raises:
         MissingApiKeyError: the variable is unset or empty (the message names it).
@@ -61,20 +61,21 @@ def make_client(config: GenerateConfig) -> openai.AsyncOpenAI:
     register_secret(key)  # from now on no message of this process shows it
     if not key:
         raise MissingApiKeyError(
-            f"generate.backend is 'openai' but the environment variable {config.api_key_env} is not set. "
-            f"Export it (export {config.api_key_env}=sk-...), name another one with generate.api_key_env, "
-            "or use the offline generator (generate.backend=offline, or --offline). A server without "
+            f"{config.section} needs an API key but the environment variable {config.api_key_env} is not set. "
+            f"Export it (export {config.api_key_env}=sk-...), name another one with {config.section}.api_key_env, "
+            f"{config.missing_key_hint()}. A server without "
             f"authentication (vLLM) accepts any value, e.g. {config.api_key_env}=EMPTY."
         )
     if config.provider == "azure":
         endpoint = config.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
         version = config.api_version or os.environ.get("OPENAI_API_VERSION")
         if not endpoint or not version:
-            missing = "generate.base_url (or $AZURE_OPENAI_ENDPOINT)" if not endpoint else ""
+            section = config.section
+            missing = f"{section}.base_url (or $AZURE_OPENAI_ENDPOINT)" if not endpoint else ""
             missing += (" and " if missing and not version else "") + (
-                "generate.api_version (or $OPENAI_API_VERSION)" if not version else ""
+                f"{section}.api_version (or $OPENAI_API_VERSION)" if not version else ""
             )
-            raise ClientConfigError(f"generate.provider is 'azure' but {missing} is not set")
+            raise ClientConfigError(f"{section}.provider is 'azure' but {missing} is not set")
         return openai.AsyncAzureOpenAI(
             api_key=key, azure_endpoint=endpoint, api_version=version, max_retries=0, timeout=config.timeout_s
         )
@@ -101,16 +102,16 @@ class Transport:
 
     Args:
         client (`openai.AsyncOpenAI`): the client (`make_client`).
-        config (`GenerateConfig`): timeouts, retry and rate settings.
-        report (`GenerateReport`): counts requests and retries.
+        config (`ClientConfig`): timeouts, retry and rate settings.
+        report (`ClientReport`): counts requests and retries.
         on_retry (`Callable[[], None]`, *optional*): called after each counted retry (redraws the progress bar).
     """
 
     def __init__(
         self,
         client: openai.AsyncOpenAI,
-        config: GenerateConfig,
-        report: GenerateReport,
+        config: ClientConfig,
+        report: ClientReport,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
         self.client, self.config, self.report = client, config, report
@@ -146,7 +147,7 @@ class Transport:
             try:
                 return await asyncio.wait_for(make_call(), timeout=config.timeout_s)
             except (openai.APIError, MalformedResponseError) as exc:
-                failure = classify(exc, config.api_key_env, config.model, config.timeout_s)
+                failure = classify(exc, config.api_key_env, config.model, config.timeout_s, config.section)
             except asyncio.TimeoutError:
                 failure = Failure(f"timed out after {config.timeout_s:g} s", retryable=True)
             if not failure.retryable:

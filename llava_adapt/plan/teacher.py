@@ -21,8 +21,8 @@ from llava_adapt.data.records import CaptionRecord
 from llava_adapt.domain import Domain
 from llava_adapt.generate.config import GenerateConfig
 from llava_adapt.generate.jobs import user_message
-from llava_adapt.generate.pricing import Usage, find_price
 from llava_adapt.generate.prompts import select_prompt_types
+from llava_adapt.openai_client.pricing import Usage, find_price
 from llava_adapt.prompt_folder import PromptType, load_prompt_type
 
 TOKEN_RULE = "ceil(characters / 4), as generate's token limiter counts"

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from llava_adapt.generate.jobs import cache_key, estimate_tokens
-from llava_adapt.generate.retry import FatalRequestError
 from llava_adapt.generate.runner import generate_instructions
-from llava_adapt.generate.transport import MissingApiKeyError
+from llava_adapt.openai_client.cache import cache_key
+from llava_adapt.openai_client.ratelimit import estimate_tokens
+from llava_adapt.openai_client.retry import FatalRequestError
+from llava_adapt.openai_client.transport import MissingApiKeyError
 from tests.generate.fake_openai import FakeOpenAI
 from tests.generate.helpers import fast_config, make_domain, read_rows, write_captions
 

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from llava_adapt.generate.filters import leak_filter, refusal_filter
-from llava_adapt.generate.parse import Rejected, response_turns
+from llava_adapt.generate.parse import response_turns
+from llava_adapt.openai_client.reply import Rejected
 from llava_adapt.prompt_folder import PromptType
 
 QA = PromptType("conversation", "sys", (), min_pairs=2)

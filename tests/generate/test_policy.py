@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from llava_adapt.generate.config import ModelPrice
-from llava_adapt.generate.pricing import Usage, find_price
-from llava_adapt.generate.ratelimit import Pacer, RateLimiter
-from llava_adapt.generate.retry import Failure, parse_retry_after, retry_delay
+from llava_adapt.openai_client.config import ModelPrice
+from llava_adapt.openai_client.pricing import Usage, find_price
+from llava_adapt.openai_client.ratelimit import Pacer, RateLimiter
+from llava_adapt.openai_client.retry import Failure, parse_retry_after, retry_delay
 
 
 def test_pacer_allows_at_most_rate_times_window_plus_one():

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from llava_adapt.generate.filters import leak_filter, refusal_filter
-from llava_adapt.generate.parse import Rejected, finish_turns, parse_response
+from llava_adapt.generate.parse import finish_turns, parse_response
 from llava_adapt.generate.prompts import select_prompt_types
+from llava_adapt.openai_client.reply import Rejected
 from llava_adapt.prompt_folder import PromptError, load_leak_file, load_prompt_type
 from llava_adapt.registry import get_domain
 from tests.generate.helpers import PROMPTS, make_domain

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from llava_adapt.generate.retry import RETRIES_EXHAUSTED
 from llava_adapt.generate.runner import generate_instructions
+from llava_adapt.openai_client.retry import RETRIES_EXHAUSTED
 from tests.generate.fake_openai import FakeOpenAI
 from tests.generate.helpers import fast_config, make_domain, read_rows, write_captions
 

@@ -11,9 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from llava_adapt.generate.cache import ResponseCache
-from llava_adapt.generate.jobs import cache_key
 from llava_adapt.generate.runner import generate_instructions
+from llava_adapt.openai_client.cache import ResponseCache, cache_key
 from tests.generate.fake_openai import FakeOpenAI
 from tests.generate.helpers import REPO, fast_config, make_domain, read_rows, write_captions
 

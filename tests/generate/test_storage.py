@@ -9,9 +9,8 @@ import pytest
 
 from llava_adapt.data.jsonl import RecordFileError
 from llava_adapt.data.records import Conversation
-from llava_adapt.generate.cache import ResponseCache
-from llava_adapt.generate.jobs import cache_key
 from llava_adapt.generate.output import ResultWriter
+from llava_adapt.openai_client.cache import ResponseCache, cache_key
 
 TURNS = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]
 
