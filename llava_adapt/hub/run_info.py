@@ -29,7 +29,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from pydantic import ValidationError
 
-from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs, undeclared_spec
+from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.model.carried_base import carried_files
 from llava_adapt.recipe.schema import Recipe
@@ -71,11 +71,6 @@ def hub_id(name_or_path: str | None) -> str | None:
     except HFValidationError:
         return None
     return name_or_path
-
-
-def is_count(metric: str) -> bool:
-    """Whether an undeclared metric key (e.g. `n`, `num_items`, `closed/n`) reads like a count of items."""
-    return undeclared_spec(metric).kind == "count"
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
