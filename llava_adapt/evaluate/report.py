@@ -40,11 +40,11 @@ from llava_adapt.data.jsonl import RecordFileError, read_jsonl
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.metric_spec import MetricSpec, declared_spec, format_metric, read_specs, spec_of
 from llava_adapt.evaluate.plots import plot_metrics, plot_training
-from llava_adapt.recipe.schema import STAGE_ORDER
 from llava_adapt.run.atomic import atomic_path, write_text
 from llava_adapt.run.checkpoints import last_checkpoint
 from llava_adapt.run.layout import RunLayout
 from llava_adapt.run.manifest import Manifest
+from llava_adapt.run.stage_table import STAGE_ORDER, TRAINING_STAGES
 
 TEMPLATE = Path(__file__).with_name("report.html.jinja")
 REPORT_DIR = "report"
@@ -52,7 +52,6 @@ THUMBNAIL_PX = 192
 # metrics.json keys that hold one model's scores, in column order, with their column titles.
 COLUMNS = {"baseline": "baseline (untrained)", "align": "after align", "without_align": "stage 2 only (no align)",
            "metrics": "trained", "ensemble": "ensemble with the judge model"}  # fmt: skip
-TRAINING_STAGES = ("align", "instruct", "finetune")
 ABLATION_PREDICTIONS = "without_align_predictions.jsonl"  # the stage-2-only model's answers (evaluate stage)
 ABLATION_DIR = "without_align"  # inside instruct/ and finetune/: the stage-2-only training
 MAX_LISTED_QUESTIONS = 8  # a benchmark asking at most this many distinct questions lists them
