@@ -57,7 +57,9 @@ def test_eval_run_dir_writes_predictions_and_metrics(run_template: Path, tmp_pat
     assert metrics["benchmark"] == "shapes_color" and metrics["num_items"] == 6
     assert metrics["metrics"]["accuracy"] == sum(r["correct"] for r in rows) / 6
     assert metrics["metrics"]["chance"] == 0.25
+    assert metrics["metric_specs"]["chance"]["kind"] == "baseline" and metrics["primary_metric"] == "accuracy"
     assert "shapes_color: 6 questions" in result.stdout
+    assert "chance=0.2500" in result.stdout and "num_closed=6" in result.stdout  # a count prints as an integer
 
     limited = _invoke("eval", run_template / "instruct", *SHAPES, "--limit", "3", "--out", tmp_path / "limited")
     assert limited.exit_code == 0, limited.output

@@ -53,6 +53,9 @@ def test_guessed_answer_types_are_stated_in_metrics_json(tmp_path: Path) -> None
     ]
     scores = metrics["metrics"]
     assert (scores["n_closed"], scores["n_open"], scores["n_closed_by_rule"], scores["n_open_by_rule"]) == (1, 1, 1, 1)
+    assert metrics["primary_metric"] == "closed_accuracy"  # the declarations travel with the numbers
+    assert metrics["metric_specs"]["n_closed_by_rule"]["kind"] == "count"
+    assert set(metrics["metric_specs"]) == {*scores, "num_items"}  # every metric vqa_rad reports is declared
 
 
 def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
