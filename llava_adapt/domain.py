@@ -6,7 +6,8 @@ A domain bundles the three things that differ between fields, and nothing else:
    people have (figure–caption JSONL, DICOM folders, ...) or, for the offline `tiny` presets, synthesised in code;
 2. **prompts**: the instruction-generation prompts as text files under `prompts_dir` (layout below), plus the
    function that turns a record into the prompt's user message and the offline generator;
-3. **benchmarks**: named evaluation sets (`VQAItem`) with the metric function that scores predictions on them.
+3. **benchmarks**: named evaluation sets (`VQAItem`) with the metric function that scores predictions on them, and
+   the declaration of what each metric is: a score, a baseline, a count or a diagnostic (`metric_specs`).
 
 Prompt folder layout (one folder per instruction type, in the shape LLaVA used)::
 
@@ -44,7 +45,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llava_adapt.data.records import CaptionRecord, Skip, VQAItem
 from llava_adapt.errors import InputError
-from llava_adapt.evaluate.metric_spec import MetricSpec
+from llava_adapt.evaluate.metric_spec import MetricSpec, benchmark_specs, declared_spec
 from llava_adapt.prompt_folder import prompt_folder_problems
 from llava_adapt.suggest import did_you_mean
 
@@ -408,4 +409,10 @@ def _spec_problems(where: str, bench: Benchmark) -> list[str]:
         primaries = sorted(k for k, v in specs.items() if isinstance(v, MetricSpec) and v.primary)
         if len(primaries) > 1:
             problems.append(f"{owner}.metric_specs declares {len(primaries)} primary metrics {primaries}; keep one")
+    if not problems:
+        declared = benchmark_specs(bench)
+        for name, spec in declared.items():
+            if spec.baseline_for is not None and declared_spec(spec.baseline_for, declared) is None:
+                problems.append(f"{where}.metric_specs[{name!r}] is the baseline of {spec.baseline_for!r}, "
+                                "which it does not declare")  # fmt: skip
     return problems

@@ -172,5 +172,8 @@ def test_check_domain_refuses_wrong_declarations_and_accepts_none() -> None:
     wrong = dataclasses.replace(plain, metric_specs={"a": {"kind": "score"}})
     with pytest.raises(DomainContractError, match=r"metric_specs\['a'\] is not"):
         check_domain(_with_benchmark(wrong), "test")
+    orphan = dataclasses.replace(plain, metric_specs={"chance": MetricSpec(kind="baseline", baseline_for="acc")})
+    with pytest.raises(DomainContractError, match="is the baseline of 'acc', which it does not declare"):
+        check_domain(_with_benchmark(orphan), "test")
     with pytest.raises(DomainContractError, match="card_notices"):
         check_domain(dataclasses.replace(get_domain("general"), card_notices="one string"), "test")
