@@ -126,6 +126,11 @@ class Manifest:
             entry["error"] = scrub(error)  # a server may have echoed the API key into the message
         self.save()
 
+    def adopt_hash(self, name: str, config_hash: str) -> None:
+        """Record `config_hash` as the hash of completed stage `name` (one hashed by an older llava-adapt)."""
+        self.data["stages"][name]["config_hash"] = config_hash
+        self.save()
+
     def mark_stale(self, names: list[str]) -> None:
         """Mark stages whose inputs are about to change, so a crash in between never leaves them 'complete'."""
         changed = False

@@ -42,6 +42,7 @@ from llava_adapt.stages import StageContext, load_stage
 from llava_adapt.suggest import did_you_mean
 
 StageFn = Callable[[StageContext], None]
+ADOPTED = "complete, hashed by an older llava-adapt"  # the plan's reason for a stage recorded with its legacy hash
 log = logging.getLogger("llava_adapt")
 
 
@@ -78,16 +79,33 @@ class PlannedStage:
     config_hash: str
 
 
-def stage_hashes(recipe: Recipe, domain: Domain) -> dict[str, str]:
-    """Chained config hash of each stage in the recipe (see module docstring)."""
-    dump = recipe.model_dump(mode="json") | domain_sections(recipe, domain)
+def _chain(recipe: Recipe, dump: dict, sections_of: Callable[[str], tuple[str, ...]]) -> dict[str, str]:
     hashes: dict[str, str] = {}
     previous = ""
     for name in recipe.stages:
-        sections = {key: dump[key] for key in STAGES[name].sections}
+        sections = {key: dump[key] for key in sections_of(name)}
         previous = config_hash({"stage": name, "sections": sections, "upstream": previous})
         hashes[name] = previous
     return hashes
+
+
+def stage_hashes(recipe: Recipe, domain: Domain) -> dict[str, str]:
+    """Chained config hash of each stage in the recipe (see module docstring)."""
+    dump = recipe.model_dump(mode="json") | domain_sections(recipe, domain)
+    return _chain(recipe, dump, lambda name: STAGES[name].sections)
+
+
+def legacy_stage_hashes(recipe: Recipe, domain: Domain) -> dict[str, str]:
+    """The hashes llava-adapt gave the same recipe before stage hashes covered the domain's parts: only `prepare`
+    read the domain, as its name and `Domain.version`. A completed stage recorded with its legacy hash is taken as
+    up to date (and given its new hash), so upgrading llava-adapt does not redo a finished run."""
+    dump = recipe.model_dump(mode="json") | {"domain": {"name": domain.name, "version": domain.version}}
+
+    def sections(name: str) -> tuple[str, ...]:
+        own = tuple(key for key in STAGES[name].sections if not key.startswith("domain."))
+        return ("domain", *own) if name == "prepare" else own
+
+    return _chain(recipe, dump, sections)
 
 
 def plan(recipe: Recipe, domain: Domain, manifest: Manifest, force: str | None = None) -> list[PlannedStage]:
@@ -106,7 +124,7 @@ def plan(recipe: Recipe, domain: Domain, manifest: Manifest, force: str | None =
         raise PipelineError(
             f"--force {force!r}: the recipe's stages are {recipe.stages}.{did_you_mean(force, recipe.stages)}"
         )
-    hashes = stage_hashes(recipe, domain)
+    hashes, legacy = stage_hashes(recipe, domain), legacy_stage_hashes(recipe, domain)
     planned: list[PlannedStage] = []
     dirty = False  # an earlier stage (re)runs: everything after it must run too
     for name in recipe.stages:
@@ -118,6 +136,8 @@ def plan(recipe: Recipe, domain: Domain, manifest: Manifest, force: str | None =
             action, reason = "run", "an earlier stage changed"
         elif previous is None:
             action, reason = "run", "never ran"
+        elif previous.get("config_hash") == legacy[name] and previous.get("status") == COMPLETE:
+            action, reason = "skip", ADOPTED
         elif previous.get("config_hash") != h:
             action, reason = "run", "config changed"
         elif previous.get("status") == COMPLETE:
@@ -214,6 +234,8 @@ def run_pipeline(
             write_text(layout.recipe, yaml.safe_dump(loaded.resolved, sort_keys=False))
         for i, step in enumerate(steps):
             if step.action == "skip":
+                if main and step.reason == ADOPTED:
+                    manifest.adopt_hash(step.name, step.config_hash)
                 if on_event and main:
                     on_event(step, "skip")
                 continue

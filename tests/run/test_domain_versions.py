@@ -11,7 +11,7 @@ import pytest
 from llava_adapt.domain import Domain
 from llava_adapt.recipe.loader import load_recipe
 from llava_adapt.run.manifest import Manifest
-from llava_adapt.run.pipeline import plan, run_pipeline
+from llava_adapt.run.pipeline import ADOPTED, legacy_stage_hashes, plan, run_pipeline, stage_hashes
 from tests.plugins import write_toy_recipe
 
 ALL = ["prepare", "generate", "align", "instruct", "evaluate"]
@@ -71,3 +71,21 @@ def test_the_domain_version_is_the_default_of_every_part(done):
     pinned = dataclasses.replace(domain, sources=sources, benchmarks=benchmarks)
     assert to_run(recipe, pinned, manifest) == []
     assert to_run(recipe, dataclasses.replace(pinned, version="2"), manifest) == ALL[1:]
+
+
+def test_a_run_hashed_by_an_older_llava_adapt_is_not_redone_and_then_follows_the_new_rules(done, tmp_path: Path):
+    recipe, domain, manifest = done
+    legacy = legacy_stage_hashes(recipe, domain)
+    for name, entry in manifest.data["stages"].items():
+        entry["config_hash"] = legacy[name]
+    manifest.save()
+    steps = plan(recipe, domain, Manifest.load(manifest.path))
+    assert {(s.action, s.reason) for s in steps} == {("skip", ADOPTED)}
+    loaded = load_recipe(str(tmp_path / "toy.yaml"))
+    ran: list[str] = []
+    run_pipeline(loaded, domain, stage_fn=lambda name: lambda ctx: ran.append(name))
+    assert ran == [] and to_run(recipe, domain, manifest) == []
+    adopted = Manifest.load(manifest.path)
+    assert [adopted.stage(name)["config_hash"] for name in ALL] == [stage_hashes(recipe, domain)[name] for name in ALL]
+    benchmarks = {name: dataclasses.replace(b, version="2") for name, b in domain.benchmarks.items()}
+    assert to_run(recipe, dataclasses.replace(domain, benchmarks=benchmarks), manifest) == ["evaluate"]
