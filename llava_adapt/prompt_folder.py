@@ -188,9 +188,26 @@ def prompt_folder_problems(prompts_dir: str | Path, types: list[str]) -> list[st
     return problems
 
 
+def prompt_type_hash(prompts_dir: str | Path, name: str) -> str | None:
+    """A SHA-256 hex digest over a prompt type's files (names and contents), or `None` when there is no such
+    prompt type. It changes when any file of the type is edited, added or removed.
+
+    Args:
+        prompts_dir (`str | Path`): a domain's prompts folder.
+        name (`str`): the prompt type (a sub-folder).
+    """
+    folder = Path(prompts_dir) / name
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def prompt_folder_hash(prompts_dir: str | Path, types: list[str]) -> str:
-    """A content hash of the prompt types `types` (every file in their folders) and the leak file: it changes when
-    any of them is edited, added or removed, so the prompts need no version of their own.
+    """A content hash of the prompt types `types` (`prompt_type_hash`) and the leak file: it changes when any of
+    them is edited, added or removed, so the prompts need no version of their own.
 
     Args:
         prompts_dir (`str | Path`): a domain's prompts folder.
@@ -199,14 +216,7 @@ def prompt_folder_hash(prompts_dir: str | Path, types: list[str]) -> str:
     Returns:
         A SHA-256 hex digest.
     """
-    root = Path(prompts_dir)
-    files = [root / LEAK_FILE] if (root / LEAK_FILE).is_file() else []
-    for name in sorted(set(types)):
-        files += sorted(p for p in (root / name).rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for path in files:
-        relative = path.relative_to(root).as_posix().encode()
-        digest.update(len(relative).to_bytes(8, "big") + relative)
-        content = path.read_bytes()
-        digest.update(len(content).to_bytes(8, "big") + content)
-    return digest.hexdigest()
+    leak = Path(prompts_dir) / LEAK_FILE
+    parts = {name: prompt_type_hash(prompts_dir, name) for name in sorted(set(types))}
+    parts[LEAK_FILE] = hashlib.sha256(leak.read_bytes()).hexdigest() if leak.is_file() else None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

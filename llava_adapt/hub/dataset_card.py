@@ -10,12 +10,12 @@ caption or response is quoted, so patient identifiers cannot reach it, and the s
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
+
+from llava_adapt.prompt_folder import prompt_type_hash
 
 if TYPE_CHECKING:
     from llava_adapt.hub.dataset import DataRun
@@ -27,18 +27,6 @@ COLUMNS = {
     "rejects": "`id`, `record_id`, `prompt_type`, `image`, `reason` (never the teacher's response)",
 }
 SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
-
-
-def prompt_version(prompts_dir: Path, prompt_type: str) -> str | None:
-    """The first 12 hex digits of a SHA-256 over a prompt type's files (names and contents), or `None` when the
-    domain has no such prompt type."""
-    folder = prompts_dir / prompt_type
-    if not folder.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
 
 
 def _size_category(n: int) -> str:
@@ -78,7 +66,8 @@ def _prompt_rows(run: DataRun) -> list[str]:
     domain = run.domain
     rows = ["| prompt type | conversations | prompts version |", "|---|---|---|"]
     for prompt_type, n in sorted(run.counts.get("prompt_types", Counter()).items()):
-        version = prompt_version(Path(domain.prompts_dir), prompt_type) if domain else None
+        digest = prompt_type_hash(domain.prompts_dir, prompt_type) if domain else None
+        version = digest[:12] if digest else None
         text = f"`{run.recipe.domain}` v{domain.version}, files sha256 `{version}`" if domain and version else "–"
         rows.append(f"| {prompt_type or '–'} | {n} | {text} |")
     return rows
