@@ -246,7 +246,7 @@ def _looks_like_hub_id(reference: str) -> bool:
 
 def adapter_base(adapter_dir: str | Path, search_root: str | Path | None = None) -> str | None:
     """Where the base model of the adapter in `adapter_dir` is; `None` when the adapter folder carries it
-    (`embed_base`).
+    (`llava_adapt.model.carried_base`).
 
     Else, in order: `base_model_name_or_path` when it is an existing model folder (absolute, or relative to the
     adapter folder); for a run directory that was moved, the same folder's last one or two components (`align/`,
