@@ -171,7 +171,12 @@ def eval_command(
         else:
             names = [None]  # the domain's only benchmark (refused, with the list, when it has several)
         tasks = benchmark_tasks(config, plugin, out, names, overrides, split, limit, max_new_tokens)
-        base_judge = config.judge if any(task.bench.judge or config.ensemble for task in tasks) else None
+        judged = any(task.bench.judge or config.ensemble for task in tasks)
+        if judge is not None and not judged:
+            raise BenchmarkArgsError(
+                f"no benchmark of {', '.join(t.name for t in tasks)} has a judged score; drop the judge options"
+            )
+        base_judge = config.judge if judged else None
         options = {"judge": _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)}
         if batch_size is not None:
             options["batch_size"] = batch_size

@@ -80,6 +80,8 @@ def test_a_wrong_benchmark_is_refused_before_the_model_loads(run_dir: Path, monk
     assert typo.exit_code == 1 and "Did you mean 'synthetic'?" in typo.output
     bad_arg = _invoke("eval", run_dir, "--arg", "n_imagez=2")
     assert bad_arg.exit_code == 1 and "invalid arguments for benchmark 'synthetic'" in bad_arg.output
+    no_judge = _invoke("eval", run_dir, "--judge", "gpt-4o")
+    assert no_judge.exit_code == 1 and "no benchmark of synthetic has a judged score" in no_judge.output
     assert not (run_dir / "eval_cli").exists()
 
 
