@@ -315,6 +315,8 @@ def check_domain(obj: object, plugin: str) -> Domain:
             problems.append(f"sources[{key!r}].args must be a pydantic BaseModel class")
         elif source.count is not None and not callable(source.count):
             problems.append(f"sources[{key!r}].count must be callable (args, SourceContext) -> int | None")
+        elif not _is_version(source.version):
+            problems.append(f"sources[{key!r}].version must be a non-empty string or None, got {source.version!r}")
     for key, bench in obj.benchmarks.items():
         if not isinstance(bench, Benchmark):
             problems.append(f"benchmarks[{key!r}] is a {type(bench).__name__}, expected llava_adapt.plugin.Benchmark")
@@ -336,6 +338,8 @@ def check_domain(obj: object, plugin: str) -> Domain:
                             "callable run")  # fmt: skip
         elif bench.notes is not None and not callable(bench.notes):
             problems.append(f"benchmarks[{key!r}].notes must be callable (items) -> list[str]")
+        elif not _is_version(bench.version):
+            problems.append(f"benchmarks[{key!r}].version must be a non-empty string or None, got {bench.version!r}")
         else:
             problems += _spec_problems(f"benchmarks[{key!r}]", bench)
     if isinstance(obj.card_notices, str) or not all(isinstance(n, str) and n for n in obj.card_notices):
@@ -379,6 +383,11 @@ def check_domain(obj: object, plugin: str) -> Domain:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise DomainContractError(f"domain plugin {plugin} does not satisfy the Domain contract:\n{listing}")
     return obj
+
+
+def _is_version(version: object) -> bool:
+    """Whether a part's `version` is usable in a config hash: `None` (the domain's) or a non-empty string."""
+    return version is None or (isinstance(version, str) and bool(version))
 
 
 def _extras_problems(extras: Mapping[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llava_adapt.domain import Domain
+from llava_adapt.domain import Domain, DomainContractError, check_domain
 from llava_adapt.recipe.loader import load_recipe
 from llava_adapt.run.manifest import Manifest
 from llava_adapt.run.pipeline import ADOPTED, legacy_stage_hashes, plan, run_pipeline, stage_hashes
@@ -89,3 +89,13 @@ def test_a_run_hashed_by_an_older_llava_adapt_is_not_redone_and_then_follows_the
     assert [adopted.stage(name)["config_hash"] for name in ALL] == [stage_hashes(recipe, domain)[name] for name in ALL]
     benchmarks = {name: dataclasses.replace(b, version="2") for name, b in domain.benchmarks.items()}
     assert to_run(recipe, dataclasses.replace(domain, benchmarks=benchmarks), manifest) == ["evaluate"]
+
+
+def test_a_part_version_that_is_not_a_string_is_a_contract_error(done):
+    _, domain, _ = done
+    sources = {name: dataclasses.replace(s, version=2) for name, s in domain.sources.items()}
+    benchmarks = {name: dataclasses.replace(b, version="") for name, b in domain.benchmarks.items()}
+    with pytest.raises(DomainContractError) as info:
+        check_domain(dataclasses.replace(domain, sources=sources, benchmarks=benchmarks), "'toy'")
+    assert "sources['toy'].version must be a non-empty string or None, got 2" in str(info.value)
+    assert "benchmarks['toy_vqa'].version must be a non-empty string or None, got ''" in str(info.value)
