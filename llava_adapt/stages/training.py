@@ -42,7 +42,14 @@ def train_in_stage(
     Args:
         ctx (`StageContext`): the stage's context; a context named `"<stage> (without align)"` trains the stage's
             "no stage 1" ablation.
-        model, processor, samples, settings, stage_dir, data_key, peft_config, projector_lr: as in `train_stage`.
+        model (`PreTrainedModel`): the model, with the stage's parameters already trainable (or frozen for PEFT).
+        processor (`ProcessorMixin`): its processor.
+        samples (`Callable[[], Iterable[TrainingSample]]`): produces the samples (called only on a cache miss).
+        settings (`TrainerSettings`): the stage's recipe section.
+        stage_dir (`Path`): the stage's folder; `checkpoints/` and `dataset/` go inside.
+        data_key (`Iterable[object]`): what identifies the input data (files are hashed by content).
+        peft_config (`PeftConfig`, *optional*): LoRA configuration; the trainer wraps the model.
+        projector_lr (`float`, *optional*): the projector's own learning rate.
 
     Returns:
         The trainer after training (its `model` is the trained, possibly PEFT-wrapped, model).
