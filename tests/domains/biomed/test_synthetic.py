@@ -146,3 +146,25 @@ def test_the_benchmark_train_split_is_disjoint_from_its_test_split_and_the_sourc
     lesion = [i.answer for i in test if i.meta["kind"] == "lesion"]
     assert lesion == ["yes" if s.lesion else "no" for s in scenes]
     assert [i.answer for i in train if i.meta["kind"] == "lesion"] != lesion
+
+
+def test_asked_fraction_keeps_an_attribute_in_every_caption_and_few_conversations(ctx: SourceContext, tmp_path):
+    """`asked_fraction` drops the attribute from most records' labels only: images and captions stay as they were,
+    and the offline generator asks about it only where the label is kept (stage 1 names it, stage 2 rarely)."""
+    from llava_adapt.domains.biomed.offline import offline_generator
+    from llava_adapt.domains.biomed.questions import QUESTIONS
+
+    every = list(load_source(SyntheticSourceArgs(n_images=60, image_size=32), ctx))
+    rare_args = SyntheticSourceArgs(n_images=60, image_size=32, asked_fraction={"modality": 0.15, "body_part": 0.15})
+    rare = list(load_source(rare_args, SourceContext(ctx.data_root, tmp_path / "rare", seed=0)))
+    assert [(r.image, r.caption) for r in rare] == [(r.image, r.caption) for r in every]
+    assert all("modality" in r.labels and "body_part" in r.labels for r in every)
+    kept = [r for r in rare if "modality" in r.labels]
+    assert 2 <= len(kept) <= 20 and 2 <= sum("body_part" in r.labels for r in rare) <= 20
+    asked = set(QUESTIONS["modality"]) | set(QUESTIONS["body_part"])
+    for record in rare:
+        rng = random.Random(record.id)
+        questions = [t["value"].removeprefix("<image>\n") for t in offline_generator(record, "conversation", rng)]
+        if "modality" not in record.labels and "body_part" not in record.labels:
+            assert not asked & set(questions), record.id
+        assert any(word in record.caption for word in ("X-ray", "CT", "MRI"))
