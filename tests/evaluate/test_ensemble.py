@@ -30,7 +30,7 @@ from tests.hub.conftest import run_dir, run_template, write_recipe  # noqa: F401
 KEY_ENV = "LLAVA_ADAPT_TEST_ENSEMBLE_KEY"
 KEY = "sk-ensemble-NEVER-WRITE-ME-24680"
 N_TEST = 16
-WORD_QUESTION = "Which word names a color?"
+WORD_QUESTION = "Which kind of word is"  # the synthetic set's language-science questions
 
 
 def teacher(body: dict) -> str:
@@ -109,18 +109,20 @@ def test_evaluate_stage_runs_the_ensemble(server: FakeOpenAI, tmp_path: Path, ki
 
     chat = server.chat_log()
     first = [e for e in chat if "Think step by step" in e.last_user]
-    assert len(first) == N_TEST and {e.body["model"] for e in chat} == {"judge-test"}
+    questions = {item.question for item in items}  # problems of the same template share their text: asked once
+    assert len(first) == len(questions) and {e.body["model"] for e in chat} == {"judge-test"}
     asked = sorted(e.last_user.split("\n\nThink step by step")[0] for e in first)  # sent concurrently
-    assert asked == sorted(item.question for item in items)
+    assert asked == sorted(questions)
     info = metrics["ensemble_info"]
     assert info["kind"] == kind and info["model"] == "judge-test"
     if kind == "requery":
-        disagree = sum(parse_answer(a.strip()) != (FAILED if i.question.startswith(WORD_QUESTION) else "A")
-                       for i, a in zip(items, answers, strict=True))  # fmt: skip
-        assert ensemble["n_requeried"] == disagree == len(chat) - N_TEST > 0
-        assert [r["requests"] for r in info["rounds"]] == [N_TEST, disagree]
+        pairs = [(i.question, a) for i, a in zip(items, answers, strict=True)
+                 if parse_answer(a.strip()) != (FAILED if i.question.startswith(WORD_QUESTION) else "A")]  # fmt: skip
+        disagree, requeried = len(pairs), len(set(pairs))  # a request sent twice is answered from the cache
+        assert ensemble["n_requeried"] == disagree > 0 and len(chat) - len(questions) == requeried
+        assert [r["requests"] for r in info["rounds"]] == [len(questions), requeried]
     else:
-        assert len(chat) == N_TEST and "n_requeried" not in ensemble
+        assert len(chat) == len(questions) and "n_requeried" not in ensemble
     assert ctx.info["ensemble"]["synthetic"]["kind"] == kind
     for path in tmp_path.rglob("*"):
         if path.is_file():

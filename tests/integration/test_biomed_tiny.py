@@ -7,14 +7,13 @@ It must learn (closed questions far above chance), pass pydicom's real DICOM tes
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+
+from .tiny_run import run_tiny_preset
 
 # A hang guard, not a timing check: a whole recipe on a busy 2-core machine can take 10x its idle time.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -22,10 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 def test_tiny_biomed_recipe_learns_and_keeps_patients_out(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    cli = str(Path(sys.executable).with_name("llava-adapt"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LLAVA_ADAPT_PROGRESS": "0"}
-    command = [cli, "recipe", "run", "biomed", "--preset", "tiny", "--run-dir", str(run_dir)]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=2100)
+    run_tiny_preset("biomed", run_dir)
 
     metrics = json.loads((run_dir / "eval" / "synthetic" / "metrics.json").read_text())
     assert metrics["metrics"]["closed_accuracy"] >= 0.85, metrics["metrics"]

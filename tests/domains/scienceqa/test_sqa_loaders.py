@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -180,10 +181,34 @@ def test_synthetic_images_show_the_answer(tmp_path: Path) -> None:
             build_synthetic_scienceqa(tmp_path / "again", n_train=12, n_val=0, n_test=0, seed=2) / "problems.json"
         ).read_text()
     )
+    images = 0
     for pid, p in problems.items():
         if p["image"]:
+            images += 1
             with Image.open(root / "images" / "train" / pid / "image.png") as im:
-                assert im.getpixel((5, 5)) == COLOURS[p["choices"][p["answer"]]]
+                pixels = np.asarray(im.convert("RGB"), dtype=int)
+            near = {c: int((np.abs(pixels - rgb).max(axis=-1) <= 21).sum()) for c, rgb in COLOURS.items()}
+            answer = p["choices"][p["answer"]]
+            assert near[answer] >= 24 * 24, (pid, near)  # the square or the highlighted state, in the answer's colour
+            assert all(n == 0 for c, n in near.items() if c != answer), (pid, near)
+    assert images == 6
+
+
+def test_synthetic_test_split_does_not_depend_on_the_train_size(tmp_path: Path) -> None:
+    """Each split has its own random stream: a recipe that trains on more problems is scored on the same test set."""
+
+    def test_split(root: Path) -> tuple[list[dict], list[bytes]]:
+        problems = json.loads((root / "problems.json").read_text())
+        pids = json.loads((root / "pid_splits.json").read_text())["test"]
+        folder = root / "images" / "test"
+        images = [(folder / pid / "image.png").read_bytes() for pid in pids if problems[pid]["image"]]
+        return [problems[pid] for pid in pids], images
+
+    small = test_split(build_synthetic_scienceqa(tmp_path / "small", n_train=8, n_val=2, n_test=12, seed=3))
+    large = test_split(build_synthetic_scienceqa(tmp_path / "large", n_train=40, n_val=0, n_test=12, seed=3))
+    assert small == large and small[1]
+    other = test_split(build_synthetic_scienceqa(tmp_path / "other", n_train=8, n_val=2, n_test=12, seed=4))
+    assert other[0] != small[0]
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------
