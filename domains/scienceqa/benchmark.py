@@ -125,7 +125,8 @@ class SyntheticBenchmarkArgs(BaseModel):
     """Arguments of the `synthetic` benchmark (the offline `tiny` preset): the test split of the `synthetic` source.
 
     Args:
-        n_train (`int`, defaults to `200`): must equal the `synthetic` source's, so that both build the same set.
+        n_train (`int`, defaults to `200`): the `synthetic` source's, so that both build the same folder; the test
+            problems do not depend on it (each split has its own random stream), only their ids do.
         n_test (`int`, defaults to `48`): test problems.
         split (`str`, defaults to `"test"`): the split to evaluate.
         prompt_format (`"QCM" | "CQM"`, defaults to `"QCM"`): as for `scienceqa`.
