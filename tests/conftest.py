@@ -48,3 +48,10 @@ def real_tokenizers() -> dict[str, Path]:
         return prepare()
     except Unavailable as exc:
         pytest.skip(f"real tokenizers unavailable: {exc}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An integration test is a slow test too, so that the fast tier (`-m "not slow"`) leaves it out."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -21,6 +21,8 @@ from llava_adapt.run.atomic import UMASK, atomic_path
 from tests.badinput.faults import run_cli
 from tests.plugins import write_toy_recipe
 
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 # A source that writes three records and then dies with SIGKILL, while `prepare` is inside its atomic write.

@@ -17,6 +17,8 @@ from llava_adapt.errors import EXIT_FILE_SYSTEM, EXIT_INPUT, FileSystemError, In
 from tests.badinput.faults import run_cli
 from tests.plugins import write_toy_recipe
 
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 # A plugin whose source fails with the core's user-facing error, and one with a bug.

@@ -26,6 +26,8 @@ from llava_adapt.model.tiny import build_tiny_model
 from llava_adapt.recipe.loader import load_recipe
 from llava_adapt.run.manifest import COMPLETE, Manifest
 
+pytestmark = pytest.mark.slow
+
 MAX_NEW_TOKENS = 8
 METRICS = {
     "benchmark": "synthetic",

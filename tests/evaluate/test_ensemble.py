@@ -27,6 +27,8 @@ from llava_adapt.stages.context import StageContext
 from tests.generate.fake_openai import FakeOpenAI
 from tests.hub.conftest import run_dir, run_template, write_recipe  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.slow
+
 KEY_ENV = "LLAVA_ADAPT_TEST_ENSEMBLE_KEY"
 KEY = "sk-ensemble-NEVER-WRITE-ME-24680"
 N_TEST = 16

@@ -22,6 +22,8 @@ from llava_adapt.stages import evaluate as evaluate_stage
 from llava_adapt.stages.context import StageContext
 from tests.hub.conftest import run_dir, run_template, write_recipe  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.slow
+
 # Not the defaults (64 new tokens, batch 16), so that `eval` only matches by reading them from recipe.yaml.
 EVALUATE = {"benchmarks": ["synthetic"], "args": {"synthetic": {"n_images": 4, "image_size": 32}},
             "max_new_tokens": 3, "batch_size": 3, "baseline": False}  # fmt: skip

@@ -15,6 +15,8 @@ from llava_adapt.openai_client.transport import MissingApiKeyError
 from tests.generate.fake_openai import FakeOpenAI
 from tests.generate.helpers import fast_config, make_domain, read_rows, write_captions
 
+pytestmark = pytest.mark.slow
+
 LEAKY = (
     "Question:\nWhat is it?\n===\nAnswer:\nThe caption says it is a dog.\n===\nQuestion:\nA?\n===\nAnswer:\nB.\n==="
 )

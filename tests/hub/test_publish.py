@@ -20,6 +20,8 @@ from llava_adapt.hub.publish import publish
 from tests.hub.conftest import TOKEN, write_recipe
 from tests.hub.fake_hub import FakeHub
 
+pytestmark = pytest.mark.slow
+
 REPO = "someone/llava-med-tiny"
 ADAPTER_FILES = [
     "README.md",

@@ -28,6 +28,8 @@ from llava_adapt.model.load import load_trained
 from tests.hub.conftest import run_dir, run_template  # noqa: F401  (fixtures)
 from tests.hub.test_export import logits, make_image
 
+pytestmark = pytest.mark.slow
+
 
 def _invoke(*args: object):
     app = typer.Typer()

@@ -28,6 +28,8 @@ from tests.model.real_components import (
 )
 from tests.real_tokenizers import slow_llama_tokenizer
 
+pytestmark = pytest.mark.slow
+
 SMALL_LM = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 2}
 SMALL_VISION = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "image_size": 28}
 # family -> (language-model config, tokenizer, expected format)

@@ -28,6 +28,8 @@ from tests.model import llava_reference as llava
 from tests.model.original_checkpoints import VISION, write_clip_tower, write_original, write_projector_file
 from tests.real_tokenizers import slow_llama_tokenizer
 
+pytestmark = pytest.mark.slow
+
 IMAGE_SIZE = (90, 50)  # not square: LLaVA pads it with the CLIP mean colour
 QUESTION = "What is shown in this film?"
 

@@ -31,6 +31,8 @@ from tests.model.real_components import (
     write_vision_tower,
 )
 
+pytestmark = pytest.mark.slow
+
 SHAPES = {
     "vicuna-7b": (VICUNA_7B, "llama-spm", "vicuna_v1"),
     "mistral-7b": (MISTRAL_7B, "llama-spm", "mistral_instruct"),

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from llava_adapt.cli import app
 from llava_adapt.recipe.loader import load_recipe
 
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 TOTAL_7B = 7_063_427_072
 

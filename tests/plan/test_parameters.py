@@ -14,6 +14,8 @@ from llava_adapt.plan.setup import training_setup
 from llava_adapt.recipe.loader import load_recipe
 from tests.plan.conftest import CLIP_L_336, write_config
 
+pytestmark = pytest.mark.slow
+
 # LLaVA-1.5-7B, worked out by hand from the shapes in conftest.py (h = 4096, i = 11008, 32 layers, V = 32064;
 # CLIP: 1024, 4096, 24 layers, 577 positions):
 LM_LAYER = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096  # q, k, v, o + gate, up, down + 2 RMSNorms = 202,383,360

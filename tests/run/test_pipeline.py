@@ -18,6 +18,8 @@ from llava_adapt.run.manifest import Manifest
 from llava_adapt.run.pipeline import PipelineError, run_lock, run_pipeline
 from tests.plugins import write_toy_recipe
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def toy(tmp_path: Path, plugin_site):

@@ -34,6 +34,8 @@ from llava_adapt.stages import evaluate, finetune
 from llava_adapt.stages.context import StageContext
 from llava_adapt.train.examples import IGNORE_INDEX, SampleTokenizer
 
+pytestmark = pytest.mark.slow
+
 STAGES = "stages=[prepare,generate,align,instruct,finetune,evaluate]"
 # The tiny preset (instruct: LoRA with lm_head, compare_without_align), cut to a few steps on a few images.
 SHORT = [STAGES, "data.args.n_images=12", "data.args.dicom_test_files=[]", "generate.samples_per_record=1",

@@ -16,6 +16,8 @@ from llava_adapt.stages.align import AlignError
 from tests.model.original_checkpoints import write_clip_tower, write_original
 from tests.train.stage_helpers import context, make_recipe, prepare_data
 
+pytestmark = pytest.mark.slow
+
 
 def _projector_file(path: Path, vision: int, text: int, seed: int = 7) -> Path:
     torch.manual_seed(seed)

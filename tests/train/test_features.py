@@ -22,6 +22,8 @@ from llava_adapt.train.formats import TrainingSample
 from llava_adapt.train.loss import labelled_loss
 from tests.train.stage_helpers import context, make_recipe, prepare_data
 
+pytestmark = pytest.mark.slow
+
 MESSAGES = [
     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color is the shape?"}]},
     {"role": "assistant", "content": [{"type": "text", "text": "The shape is red."}]},

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from llava_adapt.stages import align
 from tests.train.stage_helpers import context, make_recipe, prepare_data
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.multiprocess]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "llava_adapt" / "train" / "accelerate_configs" / "fsdp.yaml"

@@ -19,6 +19,8 @@ from llava_adapt.stages import align, instruct
 from llava_adapt.train.dataset import TrainingDataError
 from tests.train.stage_helpers import context, make_recipe, prepare_data
 
+pytestmark = pytest.mark.slow
+
 PROCESSOR_FILES = {"chat_template.jinja", "processor_config.json", "tokenizer.json", "tokenizer_config.json"}
 
 

@@ -17,6 +17,8 @@ from llava_adapt.run.layout import RunLayout
 from llava_adapt.train.tracking import TrackingConfig, TrackingError, stage_tracker
 from tests.train.tracking_worker import tracked_run
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 SECRETS = {"HF_TOKEN": "hf_TrackingS3cret0123456789", "OPENAI_API_KEY": "sk-tracking-NEVER-LOG-ME-0123"}

@@ -19,6 +19,8 @@ from llava_adapt.run.layout import RunLayout
 from llava_adapt.stages import align, instruct
 from tests.train.stage_helpers import context, make_recipe, prepare_data
 
+pytestmark = pytest.mark.slow
+
 Starts = dict[Path, dict[str, torch.Tensor]]
 
 
