@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from llava_adapt.cli import app
 
 
+@pytest.mark.slow
 def test_scaffolded_plugin_installs_registers_and_passes_its_test(tmp_path: Path):
     result = CliRunner().invoke(app, ["domain", "new", "pathology", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

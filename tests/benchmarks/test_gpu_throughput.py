@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_throughput.py"
 ENV = {**os.environ, "LLAVA_ADAPT_PROGRESS": "0", "TQDM_DISABLE": "1"}
