@@ -6,10 +6,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def convert_command(
@@ -23,17 +21,15 @@ def convert_command(
     """Convert an original LLaVA-1.5 / LLaVA-Med v1.5 checkpoint (LlavaLlamaForCausalLM, LlavaMistralForCausalLM)
     into a folder that stock `AutoModelForImageTextToText` and `AutoProcessor` load, with LLaVA's image padding and
     the conversation format the original was trained with (vicuna_v1, mistral_instruct)."""
-    from llava_adapt.model.load import resolve_dtype
-    from llava_adapt.model.original import ConversionError, convert_original
+    from llava_adapt.errors import InputError
+    from llava_adapt.model.load import DTYPES, resolve_dtype
+    from llava_adapt.model.original import convert_original
 
+    if dtype != "auto" and dtype not in DTYPES:
+        raise typer.BadParameter(f"{dtype!r} is not auto or one of {', '.join(sorted(DTYPES))}", param_hint="--dtype")
     if out.exists() and any(out.iterdir()):
-        err_console.print(f"[red]error:[/red] {out} exists and is not empty; choose a new --out", highlight=False)
-        raise typer.Exit(1)
-    try:
-        convert_original(source, out, vision_tower=vision_tower, dtype=resolve_dtype(dtype))
-    except (ConversionError, ValueError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+        raise InputError(f"{out} exists and is not empty; choose a new --out")
+    convert_original(source, out, vision_tower=vision_tower, dtype=resolve_dtype(dtype))
     console.print(f"Converted {source} into {out}", highlight=False)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.text import Text
 
 from llava_adapt.cli.errors import CommandGroup
+from llava_adapt.errors import InputError, LlavaAdaptError
 from llava_adapt.generate.config import GenerateConfig
 
 app = typer.Typer(
@@ -82,8 +82,7 @@ def generate(
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]error:[/red] {problems}")
-        raise typer.Exit(2) from None
+        raise InputError(problems) from None
     # Bad input (an unknown domain, a malformed captions file, a missing key) ends with one line and exit code 2,
     # a full disk with 3 (`llava_adapt.errors`), through CommandGroup.
     rejects = rejects or out.with_name(f"{out.stem}.rejects{out.suffix or '.jsonl'}")
@@ -100,5 +99,4 @@ def generate(
     console.print(report.summary(), highlight=False)
     failure = report.failure(rejects, max_retries)
     if failure:  # as `recipe run` does: nothing generated, or requests still failing, is not a success
-        console.print(Text.assemble(("error:", "red"), " ", failure))
-        raise typer.Exit(1)
+        raise LlavaAdaptError(failure)

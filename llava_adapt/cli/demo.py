@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from llava_adapt.cli.eval import MODEL_HELP, _aspect, _fail
+from llava_adapt.cli.eval import MODEL_HELP, _aspect
+from llava_adapt.errors import LlavaAdaptError
 
 MISSING_GRADIO = "the web demo needs Gradio, an optional extra: pip install llava-adapt[demo]"
 
@@ -48,17 +49,13 @@ def demo_command(
     try:
         import gradio  # noqa: F401
     except ImportError:
-        typer.echo(f"error: {MISSING_GRADIO}", err=True)
-        raise typer.Exit(1) from None
+        raise LlavaAdaptError(MISSING_GRADIO) from None
     from llava_adapt.evaluate.demo import build_demo, launch_demo
     from llava_adapt.evaluate.demo_page import demo_page
-    from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
+    from llava_adapt.evaluate.resolve import resolve_model
 
-    try:
-        resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
-        page = demo_page(resolved, examples_dir=examples.expanduser() if examples else None)
-    except (ModelResolveError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+    resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
+    page = demo_page(resolved, examples_dir=examples.expanduser() if examples else None)
     launch_demo(build_demo(resolved, page, max_new_tokens, temperature), page, host, port)
 
 

@@ -44,13 +44,9 @@ def new(
     directory: Path = typer.Option(Path("."), "--dir", help="Folder to create the plugin package in."),
 ) -> None:
     """Scaffold a domain plugin package that installs with pip and passes its own test."""
-    from llava_adapt.scaffold import ScaffoldError, scaffold_domain
+    from llava_adapt.scaffold import scaffold_domain
 
-    try:
-        package_dir = scaffold_domain(name, directory)
-    except ScaffoldError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    package_dir = scaffold_domain(name, directory)
     console.print(
         f"Created {package_dir}\nNext:\n  pip install -e {package_dir}\n  pytest {package_dir}/tests\n"
         f"  llava-adapt recipe run {name} --preset tiny --run-dir runs/{name}-tiny   # offline, end to end"

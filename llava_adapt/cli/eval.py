@@ -22,11 +22,6 @@ MODEL_HELP = (
 )
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
 def _parse_args(pairs: list[str]) -> dict:
     """`key=value` strings to a dict; values are parsed as YAML (`limit=5` is an int, `types=[closed]` a list)."""
     parsed = {}
@@ -140,64 +135,55 @@ def eval_command(
     baseline row) needs --domain and --out, and takes the benchmark's defaults.
     """
     from llava_adapt.evaluate.benchmark import BenchmarkArgsError, EvalSettings, benchmark_tasks, evaluate_benchmarks
-    from llava_adapt.evaluate.judge import JudgeError
-    from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
-    from llava_adapt.hub.errors import PublishError
+    from llava_adapt.evaluate.resolve import resolve_model
     from llava_adapt.hub.run_info import load_run
     from llava_adapt.recipe.schema import EvaluateConfig
-    from llava_adapt.registry import DomainLoadError, DomainNotFoundError, get_domain
-    from llava_adapt.stages.evaluate import EvaluateError
+    from llava_adapt.registry import get_domain
 
     overrides = _parse_args(arg or [])
     aspect = _aspect(image_aspect_ratio)
-    try:  # everything that can be refused is checked before the model loads
-        path = Path(model).expanduser()
-        run = load_run(path) if (path / "manifest.json").is_file() else None
-        recipe = run.recipe if run is not None else None
-        if domain is None and recipe is None:
-            raise BenchmarkArgsError("--domain is required unless MODEL_OR_RUN_DIR is a run directory")
-        plugin = get_domain(domain or recipe.domain)
-        same_domain = recipe is not None and recipe.domain == plugin.name
-        if out is None and run is None:
-            raise BenchmarkArgsError(
-                "--out DIR is required unless MODEL_OR_RUN_DIR is a run directory (results go to DIR/<benchmark>/)"
-            )
-        out = out or run.layout.root / EVAL_CLI_DIR
-        config = recipe.evaluate if same_domain else EvaluateConfig()
-        if benchmark is not None:
-            names = [benchmark]
-        elif config.benchmarks:
-            names = config.benchmarks
-        else:
-            names = [None]  # the domain's only benchmark (refused, with the list, when it has several)
-        tasks = benchmark_tasks(config, plugin, out, names, overrides, split, limit, max_new_tokens)
-        judged = any(task.bench.judge or config.ensemble for task in tasks)
-        if judge is not None and not judged:
-            raise BenchmarkArgsError(
-                f"no benchmark of {', '.join(t.name for t in tasks)} has a judged score; drop the judge options"
-            )
-        base_judge = config.judge if judged else None
-        options = {"judge": _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)}
-        if batch_size is not None:
-            options["batch_size"] = batch_size
-        if options["judge"] is None:
-            options["ensemble"] = None
-        root = data_root or Path(recipe.data.root if same_domain else ".")
-        cache = run.layout.cache_dir if run is not None else out / "cache"
-        seed = recipe.seed if recipe is not None else 0
-        settings = EvalSettings.from_config(config, plugin.name, root, cache, seed, **options)
+    # everything that can be refused is checked before the model loads
+    path = Path(model).expanduser()
+    run = load_run(path) if (path / "manifest.json").is_file() else None
+    recipe = run.recipe if run is not None else None
+    if domain is None and recipe is None:
+        raise BenchmarkArgsError("--domain is required unless MODEL_OR_RUN_DIR is a run directory")
+    plugin = get_domain(domain or recipe.domain)
+    same_domain = recipe is not None and recipe.domain == plugin.name
+    if out is None and run is None:
+        raise BenchmarkArgsError(
+            "--out DIR is required unless MODEL_OR_RUN_DIR is a run directory (results go to DIR/<benchmark>/)"
+        )
+    out = out or run.layout.root / EVAL_CLI_DIR
+    config = recipe.evaluate if same_domain else EvaluateConfig()
+    if benchmark is not None:
+        names = [benchmark]
+    elif config.benchmarks:
+        names = config.benchmarks
+    else:
+        names = [None]  # the domain's only benchmark (refused, with the list, when it has several)
+    tasks = benchmark_tasks(config, plugin, out, names, overrides, split, limit, max_new_tokens)
+    judged = any(task.bench.judge or config.ensemble for task in tasks)
+    if judge is not None and not judged:
+        raise BenchmarkArgsError(
+            f"no benchmark of {', '.join(t.name for t in tasks)} has a judged score; drop the judge options"
+        )
+    base_judge = config.judge if judged else None
+    options = {"judge": _judge_config(base_judge, judge, judge_base_url, judge_api_key_env)}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    if options["judge"] is None:
+        options["ensemble"] = None
+    root = data_root or Path(recipe.data.root if same_domain else ".")
+    cache = run.layout.cache_dir if run is not None else out / "cache"
+    seed = recipe.seed if recipe is not None else 0
+    settings = EvalSettings.from_config(config, plugin.name, root, cache, seed, **options)
 
-        def load():
-            resolved = resolve_model(model, image_aspect_ratio=aspect)
-            return resolved.model, resolved.processor
+    def load():
+        resolved = resolve_model(model, image_aspect_ratio=aspect)
+        return resolved.model, resolved.processor
 
-        result = evaluate_benchmarks(tasks, {"trained": load}, model, settings)
-    except (ModelResolveError, PublishError, BenchmarkArgsError, DomainNotFoundError, DomainLoadError) as exc:
-        raise _fail(exc) from None
-    except JudgeError as exc:
-        raise _fail(exc) from None
-    except (FileNotFoundError, EvaluateError) as exc:  # missing data files, a benchmark without usable items
-        raise _fail(exc) from None
+    result = evaluate_benchmarks(tasks, {"trained": load}, model, settings)
     _print_results(plugin.name, out, result.metrics)
 
 
@@ -218,14 +204,11 @@ def chat_command(
     In a conversation, each line is a turn and the model sees the whole history; it ends at end of input or at a
     line 'exit' or 'quit'.
     """
-    from llava_adapt.evaluate.chat import ChatImageError, ChatSession, chat_loop, load_image
-    from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
+    from llava_adapt.evaluate.chat import ChatSession, chat_loop, load_image
+    from llava_adapt.evaluate.resolve import resolve_model
 
-    try:
-        picture = load_image(image)
-        resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
-    except (ChatImageError, ModelResolveError) as exc:
-        raise _fail(exc) from None
+    picture = load_image(image)
+    resolved = resolve_model(model, image_aspect_ratio=_aspect(image_aspect_ratio))
     session = ChatSession(resolved.model, resolved.processor, picture, max_new_tokens, temperature)
     if prompt is not None:
         typer.echo(session.ask(prompt))
@@ -251,12 +234,9 @@ def report_command(
     gallery: int = typer.Option(8, "--gallery", min=0, help="Sample predictions shown per benchmark."),
 ) -> None:
     """Write RUN_DIR/report.html: training curves, metrics, stage table and sample predictions (PNGs in report/)."""
-    from llava_adapt.evaluate.report import ReportError, write_report
+    from llava_adapt.evaluate.report import write_report
 
-    try:
-        path = write_report(run_dir, gallery_size=gallery)
-    except ReportError as exc:
-        raise _fail(exc) from None
+    path = write_report(run_dir, gallery_size=gallery)
     console.print(f"Wrote {path}", highlight=False, soft_wrap=True)
 
 

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from llava_adapt.hub.errors import PublishError
-
 if TYPE_CHECKING:
     from llava_adapt.hub.publish import PublishResult
 
@@ -35,11 +33,6 @@ DEIDENTIFIED_HELP = (
     "With --include-images: you checked that the images converted from DICOM (patient data) carry no identifiers, "
     "burned-in text included; without it they are refused."
 )
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    return typer.Exit(1)
 
 
 def publish(
@@ -69,21 +62,18 @@ def publish(
         raise typer.BadParameter("give --repo-id (the model), --dataset (the instruction data), or both")
     if (include_images or deidentified) and dataset is None:
         raise typer.BadParameter("--include-images and --i-have-deidentified apply to --dataset")
-    try:
-        if repo_id is not None:
-            check_repo_id(repo_id)
-            declared = domain_datasets(load_run(run_dir).recipe.domain)  # the run is checked before any upload
-        if dataset is not None:
-            result = publish_dataset(run_dir, dataset, include_images, deidentified, private, revision, license)
-            _report("dataset", result)
-        if repo_id is not None:
-            datasets = [*(declared if card_dataset is None else card_dataset), *([dataset] if dataset else [])]
-            result = publish_run(
-                run_dir, repo_id, private=private, revision=revision, merged=merged, license=license, datasets=datasets
-            )
-            _report("model", result)
-    except PublishError as exc:
-        raise _fail(exc) from None
+    if repo_id is not None:
+        check_repo_id(repo_id)
+        declared = domain_datasets(load_run(run_dir).recipe.domain)  # the run is checked before any upload
+    if dataset is not None:
+        result = publish_dataset(run_dir, dataset, include_images, deidentified, private, revision, license)
+        _report("dataset", result)
+    if repo_id is not None:
+        datasets = [*(declared if card_dataset is None else card_dataset), *([dataset] if dataset else [])]
+        result = publish_run(
+            run_dir, repo_id, private=private, revision=revision, merged=merged, license=license, datasets=datasets
+        )
+        _report("model", result)
 
 
 def _report(what: str, result: PublishResult) -> None:
@@ -113,17 +103,14 @@ def export(
     """
     from llava_adapt.hub.bundle import write_bundle
 
-    try:
-        files = write_bundle(
-            run_dir,
-            out,
-            repo_id or f"OWNER/{run_dir.resolve().name}",
-            merged=merged,
-            license=license,
-            datasets=card_dataset,
-        )
-    except PublishError as exc:
-        raise _fail(exc) from None
+    files = write_bundle(
+        run_dir,
+        out,
+        repo_id or f"OWNER/{run_dir.resolve().name}",
+        merged=merged,
+        license=license,
+        datasets=card_dataset,
+    )
     console.print(f"Wrote {len(files)} files to {out}")
 
 

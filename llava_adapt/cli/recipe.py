@@ -11,9 +11,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from llava_adapt.cli.errors import CommandGroup, print_error
+from llava_adapt.cli.errors import CommandGroup
+from llava_adapt.errors import InputError
 from llava_adapt.recipe.catalog import recipe_catalog
-from llava_adapt.recipe.loader import RecipeError, find_recipe, load_recipe, read_presets
+from llava_adapt.recipe.loader import find_recipe, load_recipe, read_presets
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -36,14 +37,6 @@ def _header(path: Path) -> str:
         if not line.startswith("#") and line.strip():
             break
     return ""
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    """Print `exc` as one line; the exit code is the error's own (`llava_adapt.errors`), else 1."""
-    code = print_error(exc)
-    if code is None:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code or 1)
 
 
 @app.command("ls", epilog="Example: llava-adapt recipe ls --json")
@@ -88,13 +81,10 @@ def cp(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Copy a recipe, built-in or from a plugin package (comments and presets included), to edit it."""
-    try:
-        source = find_recipe(name)
-    except RecipeError as exc:
-        raise _fail(exc) from None
+    source = find_recipe(name)
     target = dest / source.name if dest.is_dir() else dest
     if target.exists() and not force:
-        raise _fail(FileExistsError(f"{target} exists; pass --force to overwrite it"))
+        raise InputError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     console.print(f"Copied {name} to {target}")
@@ -110,10 +100,7 @@ def validate(
     preset: str = typer.Option(None, "--preset", "-p", help="A preset of the recipe, e.g. tiny."),
 ) -> None:
     """Check a recipe (keys, types, stage order, domain, sources, benchmarks) without running anything."""
-    try:
-        loaded = load_recipe(recipe, preset=preset, overrides=overrides or [])
-    except RecipeError as exc:
-        raise _fail(exc) from None
+    loaded = load_recipe(recipe, preset=preset, overrides=overrides or [])
     r = loaded.recipe
     console.print(
         f"[green]ok[/green] {loaded.path}{f' (preset {preset})' if preset else ''}: domain {r.domain}, "
@@ -151,15 +138,10 @@ def plan(
     """
     from llava_adapt.plan.build import build_plan
     from llava_adapt.plan.distributed import resolve_distributed
-    from llava_adapt.plan.errors import PlanError
     from llava_adapt.plan.render import print_plan
-    from llava_adapt.prompt_folder import PromptError
 
-    try:
-        loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)
-        result = build_plan(loaded, loaded.domain(), resolve_distributed(accelerate_config, num_gpus))
-    except (RecipeError, PlanError, PromptError) as exc:
-        raise _fail(exc) from None
+    loaded = load_recipe(recipe, preset=preset, overrides=overrides or [], run_dir=run_dir)
+    result = build_plan(loaded, loaded.domain(), resolve_distributed(accelerate_config, num_gpus))
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

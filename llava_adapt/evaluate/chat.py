@@ -17,12 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from transformers import PreTrainedModel, ProcessorMixin, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
-from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.errors import InputError
 
 EXIT_WORDS = ("exit", "quit")
 
 
-class ChatImageError(LlavaAdaptError, ValueError):
+class ChatImageError(InputError, ValueError):
     """The image to chat about cannot be read."""
 
 

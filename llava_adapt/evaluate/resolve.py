@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
-from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.errors import InputError
 from llava_adapt.hub.errors import PublishError
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
 from llava_adapt.model.aspect import set_image_aspect_ratio
 from llava_adapt.model.load import MissingBaseError, load_trained, prepare_chat_format, resolve_dtype
 
 
-class ModelResolveError(LlavaAdaptError, ValueError):
+class ModelResolveError(InputError, ValueError):
     """`MODEL_OR_RUN_DIR` names nothing that can be loaded; the message says what to pass instead."""
 
 

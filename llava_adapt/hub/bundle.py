@@ -25,7 +25,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from llava_adapt.domain import HUB_DATASETS, Domain
 from llava_adapt.hub.card import Artefact, build_model_card
-from llava_adapt.hub.errors import PublishError
+from llava_adapt.hub.errors import PublishInputError
 from llava_adapt.hub.export import export_merged
 from llava_adapt.hub.run_info import RunInfo, hub_id, load_run
 from llava_adapt.run.atomic import atomic_path
@@ -48,7 +48,7 @@ def check_repo_id(repo_id: str) -> str:
     except HFValidationError as exc:
         problem = str(exc).split(":")[0]
     if problem or repo_id.count("/") != 1:
-        raise PublishError(
+        raise PublishInputError(
             f"--repo-id {repo_id!r} must be OWNER/NAME: your user or organisation name, a slash, a repository name"
             + (f" ({problem})" if problem else "")
         )
@@ -136,7 +136,7 @@ def write_bundle(
     datasets = list(domain_datasets(run.recipe.domain) if datasets is None else datasets)
     for dataset in datasets:
         if hub_id(dataset) != dataset:
-            raise PublishError(f"dataset {dataset!r} is not a Hub dataset id (OWNER/NAME)")
+            raise PublishInputError(f"dataset {dataset!r} is not a Hub dataset id (OWNER/NAME)")
     artefact: Artefact = "merged" if merged and run.kind == "adapter" else run.kind
     if license is None and run.recipe.publish.license is None:
         logger.warning("no license given (--license or publish.license): the card will not name one")

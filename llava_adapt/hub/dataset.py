@@ -34,7 +34,7 @@ from llava_adapt.data.jsonl import read_jsonl
 from llava_adapt.data.paths import relative_to_root
 from llava_adapt.domain import PATIENT_IMAGES, Domain
 from llava_adapt.hub.bundle import check_repo_id
-from llava_adapt.hub.errors import PublishError
+from llava_adapt.hub.errors import PublishError, PublishInputError
 from llava_adapt.hub.publish import PublishResult, Target, hub_api, upload
 from llava_adapt.hub.run_info import read_run, stage_problem
 from llava_adapt.recipe.schema import Recipe
@@ -218,7 +218,7 @@ def check_images(run: DataRun, include_images: bool, deidentified: bool) -> None
     if not include_images or deidentified:
         return
     if run.domain is None:
-        raise PublishError(
+        raise PublishInputError(
             f"--include-images: the domain {run.recipe.domain!r} is not installed, so which images come from patient "
             "data (DICOM) cannot be told; install it, publish without --include-images (images are then referenced "
             "by path), or pass --i-have-deidentified once you have checked every image"
@@ -227,7 +227,7 @@ def check_images(run: DataRun, include_images: bool, deidentified: bool) -> None
             for row in _rows(path))  # fmt: skip
     derived = sum(run.patient_image(ref) for ref in dict.fromkeys(refs))
     if derived:
-        raise PublishError(
+        raise PublishInputError(
             f"--include-images would upload {derived} images converted from DICOM (patient data); pixels can carry "
             "burned-in identifiers that header redaction does not remove. Publish without --include-images (images "
             "are then referenced by path), or pass --i-have-deidentified once you have checked every image"

@@ -253,9 +253,15 @@ def convert_original(
         raise ConversionError(f"{source}: config.json names no mm_vision_tower; pass --vision-tower")
 
     state = load_weights(folder)
-    vision_config = AutoConfig.from_pretrained(tower)
+    try:
+        vision_config = AutoConfig.from_pretrained(tower)
+    except OSError as exc:  # not a folder, not reachable, no config.json: transformers' own message says which
+        raise ConversionError(f"cannot load the vision tower {tower!r}: {exc}; pass --vision-tower") from None
     vision_config = getattr(vision_config, "vision_config", vision_config)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise ConversionError(f"{source}: cannot load its tokenizer: {exc}") from None
     # llava-hf's order: <image> = 32000, then <pad> = 32001 for the LLaMA vocabulary
     tokenizer.add_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)], special_tokens=True)
     if tokenizer.pad_token is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import llava_adapt.cli
 from llava_adapt.cli import app
 from tests.plugins import write_toy_recipe
 
@@ -91,4 +92,21 @@ def test_recipe_ls_and_cp(tmp_path: Path):
     copied = tmp_path / "general.yaml"
     assert copied.read_text().startswith("#")
     again = runner.invoke(app, ["recipe", "cp", "general", str(copied)])
-    assert again.exit_code == 1 and "--force" in again.output
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_every_command_ends_on_a_user_error_through_the_one_handler() -> None:
+    """No command prints its own `error:` line or picks its own exit code: `CommandGroup` does, with the error's
+    code (`llava_adapt.errors`), so `convert`, `publish` and `eval` end a bad input the same way `recipe` does."""
+    cli = Path(llava_adapt.cli.__file__).parent
+    for module in sorted(cli.glob("*.py")):
+        if module.name == "errors.py":
+            continue
+        text = module.read_text(encoding="utf-8")
+        assert "def _fail" not in text, module.name
+        assert not re.search(r"typer\.Exit\([1-9]", text), module.name
+        assert "error:[/red]" not in text, module.name
+    converted = runner.invoke(app, ["convert", "nowhere", "--out", str(Path(__file__).parent)])
+    assert converted.exit_code == 2 and "not empty" in converted.output
+    bad_dtype = runner.invoke(app, ["convert", "nowhere", "--out", "x", "--dtype", "fp7"])
+    assert bad_dtype.exit_code == 2 and "--dtype" in bad_dtype.output

@@ -10,6 +10,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.evaluate.chat import ChatImageError, ChatSession, chat_loop, load_image
 from llava_adapt.model.config import TinyModelConfig
@@ -38,7 +39,7 @@ def image(tmp_path: Path) -> Path:
 
 
 def _cli() -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return app
 
@@ -107,8 +108,8 @@ def test_cli_one_shot_and_errors(tiny, model_dir: Path, image: Path, tmp_path: P
     expected = ChatSession(model, processor, load_image(image), max_new_tokens=6).ask(prompt)
     assert result.stdout == f"{expected}\n"
     missing = CliRunner().invoke(_cli(), ["chat", str(model_dir), "--image", str(tmp_path / "nope.png")])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
     not_a_model = CliRunner().invoke(_cli(), ["chat", str(tmp_path), "--image", str(image), "--prompt", "hi"])
-    assert not_a_model.exit_code == 1 and "neither a run directory" in not_a_model.output
+    assert not_a_model.exit_code == 2 and "neither a run directory" in not_a_model.output
     help_text = CliRunner().invoke(_cli(), ["chat", "--help"]).output
     assert "Example: llava-adapt chat" in help_text

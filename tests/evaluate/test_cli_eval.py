@@ -14,6 +14,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.evaluate.resolve import ModelResolveError, resolve_model
 from llava_adapt.model.aspect import image_aspect_ratio
@@ -24,7 +25,7 @@ SHAPES = ["--domain", "general", "--benchmark", "shapes_color", "--arg", "num_im
 
 
 def _invoke(*args: str):
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -80,7 +81,7 @@ def test_eval_run_dir_writes_predictions_and_metrics(run_template: Path, tmp_pat
 def test_eval_argument_errors(run_template: Path, tmp_path: Path, extra: list[str], message: str) -> None:  # noqa: F811
     args = ["--domain", "general", "--benchmark", "shapes_color", *extra]
     result = _invoke("eval", run_template, *args, "--out", tmp_path / "out")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (llava_adapt.errors)
     assert message in result.output
     assert not (tmp_path / "out").exists()
 
@@ -91,11 +92,11 @@ def test_eval_model_errors(run_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     assert result.exit_code == 1
     assert "instruct stage" in result.output and "llava-adapt recipe run" in result.output
     missing = _invoke("eval", tmp_path / "nowhere", *SHAPES, "--out", tmp_path / "out")
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
     with pytest.raises(ModelResolveError, match="neither a run directory"):
         resolve_model(tmp_path)
     no_domain = _invoke("eval", run_dir / "instruct", "--benchmark", "shapes_color")
-    assert no_domain.exit_code == 1 and "--domain is required" in no_domain.output
+    assert no_domain.exit_code == 2 and "--domain is required" in no_domain.output
 
 
 def test_eval_help_has_an_example() -> None:

@@ -14,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.domains.biomed import domain
 from llava_adapt.evaluate import resolve
@@ -30,7 +31,7 @@ EVALUATE = {"benchmarks": ["synthetic"], "args": {"synthetic": {"n_images": 4, "
 
 
 def _invoke(*args: object):
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -79,18 +80,18 @@ def test_a_wrong_benchmark_is_refused_before_the_model_loads(run_dir: Path, monk
 
     monkeypatch.setattr(resolve, "resolve_model", no_model)
     typo = _invoke("eval", run_dir, "--benchmark", "synthetc")
-    assert typo.exit_code == 1 and "Did you mean 'synthetic'?" in typo.output
+    assert typo.exit_code == 2 and "Did you mean 'synthetic'?" in typo.output
     bad_arg = _invoke("eval", run_dir, "--arg", "n_imagez=2")
-    assert bad_arg.exit_code == 1 and "invalid arguments for benchmark 'synthetic'" in bad_arg.output
+    assert bad_arg.exit_code == 2 and "invalid arguments for benchmark 'synthetic'" in bad_arg.output
     no_judge = _invoke("eval", run_dir, "--judge", "gpt-4o")
-    assert no_judge.exit_code == 1 and "no benchmark of synthetic has a judged score" in no_judge.output
+    assert no_judge.exit_code == 2 and "no benchmark of synthetic has a judged score" in no_judge.output
     assert not (run_dir / "eval_cli").exists()
 
 
 def test_anything_but_a_run_needs_an_output_folder(run_template: Path, monkeypatch, tmp_path: Path) -> None:  # noqa: F811
     monkeypatch.chdir(tmp_path)
     result = _invoke("eval", run_template / "instruct", "--domain", "general", "--benchmark", "shapes_color")
-    assert result.exit_code == 1 and "--out DIR is required" in result.output
+    assert result.exit_code == 2 and "--out DIR is required" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.data.records import VQAItem
 from llava_adapt.domain import SourceContext
@@ -174,7 +175,7 @@ def test_recipe_checks_for_the_judge(tmp_path: Path) -> None:
 
 
 def _invoke(*args: object):
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return CliRunner().invoke(app, [str(a) for a in args])
 

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.domains.biomed import domain
 from llava_adapt.evaluate.report import write_report
@@ -60,7 +61,7 @@ def test_guessed_answer_types_are_stated_in_metrics_json(tmp_path: Path) -> None
 
 def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
     _hub_copy(tmp_path)
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     args = ["eval", str(run_template), "--benchmark", "vqa_rad", "--data-root", str(tmp_path), "--arg", "path=vqa_rad",
             "--max-new-tokens", "2", "--out", str(tmp_path / "out")]  # fmt: skip

@@ -15,6 +15,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.evaluate import plots
 from llava_adapt.evaluate.metric_spec import MetricSpec, read_specs
@@ -147,7 +148,7 @@ def test_report_regenerates_and_handles_a_bare_run(full_run: Path, tmp_path: Pat
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return app
 

@@ -9,10 +9,11 @@ import typer
 from typer.testing import CliRunner
 
 from llava_adapt.cli.data import app
+from llava_adapt.cli.errors import CommandGroup
 from tests.generate.fake_openai import FakeOpenAI
 from tests.generate.helpers import read_rows, write_captions
 
-root = typer.Typer()
+root = typer.Typer(cls=CommandGroup)  # the root app's error handling
 root.add_typer(app, name="data")  # as the main CLI mounts it
 
 

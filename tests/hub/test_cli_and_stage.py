@@ -13,6 +13,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.publish import register
 from llava_adapt.recipe.schema import Recipe
 from llava_adapt.run.layout import RunLayout
@@ -22,7 +23,7 @@ from tests.hub.conftest import TOKEN, write_manifest
 from tests.hub.fake_hub import FakeHub
 
 REPO = "someone/llava-med-tiny"
-app = typer.Typer()
+app = typer.Typer(cls=CommandGroup)  # the root app's error handling
 register(app)
 runner = CliRunner()
 
@@ -54,7 +55,7 @@ def test_publish_command_errors_exit_1(run_dir: Path, hub: FakeHub) -> None:
     assert result.exit_code == 1
     assert "instruct stage" in result.output and "never ran" in result.output
     result = invoke("publish", str(run_dir), "--repo-id", "not/a/repo")
-    assert result.exit_code == 1 and "OWNER/NAME" in result.output
+    assert result.exit_code == 2 and "OWNER/NAME" in result.output
 
 
 def test_export_adapter_bundle(run_dir: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from llava_adapt.cli import app as cli_app
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.publish import register
 from llava_adapt.data.jsonl import read_jsonl
 from llava_adapt.hub.dataset import publish_dataset
@@ -163,13 +164,13 @@ def test_a_run_without_generate_is_refused(data_run: Path, hub: FakeHub) -> None
 
 
 def test_publish_command(data_run: Path, hub: FakeHub) -> None:
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     runner = CliRunner()
     result = runner.invoke(app, ["publish", str(data_run), "--dataset", REPO, "--private"])
     assert result.exit_code == 0, result.output
     assert "Published the dataset: 4 files" in result.output and hub.repos[f"datasets/{REPO}"].private
     refused = runner.invoke(app, ["publish", str(data_run), "--dataset", REPO, "--include-images"])
-    assert refused.exit_code == 1 and "--i-have-deidentified" in refused.output
+    assert refused.exit_code == 2 and "--i-have-deidentified" in refused.output
     neither = runner.invoke(app, ["publish", str(data_run)])
     assert neither.exit_code == 2 and "--repo-id" in neither.output and "--dataset" in neither.output

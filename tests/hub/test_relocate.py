@@ -20,6 +20,7 @@ import typer
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from typer.testing import CliRunner
 
+from llava_adapt.cli.errors import CommandGroup
 from llava_adapt.cli.eval import register
 from llava_adapt.hub.export import export_merged
 from llava_adapt.hub.run_info import published_files
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 
 def _invoke(*args: object):
-    app = typer.Typer()
+    app = typer.Typer(cls=CommandGroup)  # the root app's error handling
     register(app)
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -95,4 +96,4 @@ def test_a_base_that_is_gone_is_a_clear_error(original: Path, tmp_path: Path) ->
     shutil.rmtree(original / "align")  # the links now point nowhere, and so does the absolute path
     make_image().save(tmp_path / "image.png")
     result = _invoke("chat", original, "--image", tmp_path / "image.png", "--prompt", "Hi")
-    assert result.exit_code == 1 and "is not a model folder" in result.output
+    assert result.exit_code == 2 and "is not a model folder" in result.output

@@ -137,11 +137,11 @@ def test_cli_converts_and_refuses_what_it_cannot(
     conversion = json.loads((tmp_path / "hf" / "llava_conversion.json").read_text())
     assert conversion["family"] == "llama" and conversion["chat_template"] == "vicuna_v1"
     again = runner.invoke(app, ["convert", str(checkpoint), "--out", str(tmp_path / "hf")])
-    assert again.exit_code == 1 and "not empty" in again.output
+    assert again.exit_code == 2 and "not empty" in again.output
     config = json.loads((checkpoint / "config.json").read_text())
     (checkpoint / "config.json").write_text(json.dumps({**config, "mm_projector_type": "linear"}))
     failed = runner.invoke(app, ["convert", str(checkpoint), "--out", str(tmp_path / "linear")])
-    assert failed.exit_code == 1 and "mm_projector_type 'linear'" in failed.output
+    assert failed.exit_code == 2 and "mm_projector_type 'linear'" in failed.output
     assert "Traceback" not in failed.output and not (tmp_path / "linear").exists()
     with pytest.raises(ConversionError, match="not LLaVA's original format"):
         convert_original(str(tmp_path / "hf"), tmp_path / "again")
