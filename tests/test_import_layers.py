@@ -35,6 +35,7 @@ def test_the_package_keeps_its_import_contracts():
         ("llava_adapt/upward_domain.py", "import llava_adapt.generate.prompts\n"),  # reached from domain below
     ],
 )
+@pytest.mark.slow
 def test_an_upward_import_breaks_a_contract(tmp_path: Path, module: str, statement: str):
     shutil.copytree(ROOT / "llava_adapt", tmp_path / "llava_adapt", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)

@@ -42,6 +42,7 @@ def test_every_torch_load_is_weights_only():
     assert unsafe == []
 
 
+@pytest.mark.slow
 def test_no_weights_are_written_with_pickle():
     # `training_args.bin` (the trainer's arguments, not weights) is what transformers' Trainer pickles into every
     # checkpoint itself; nothing else may be.
@@ -58,6 +59,7 @@ def test_no_weights_are_written_with_pickle():
     assert pickled == [] and unsafe == []
 
 
+@pytest.mark.slow
 def test_trust_remote_code_is_never_switched_on():
     switched = [where for name in ("from_pretrained", "AutoConfig", "pipeline") for where, call in _calls(name)
                 if _keyword(call, "trust_remote_code") is not None]  # fmt: skip

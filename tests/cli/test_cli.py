@@ -44,6 +44,7 @@ def invoke(*args: str):
         ["demo"],
     ],
 )
+@pytest.mark.slow
 def test_every_command_has_help_with_an_example(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0

@@ -34,6 +34,7 @@ def _rows(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_resolve_run_adapter_and_model_folders(run_template: Path) -> None:  # noqa: F811
     from_run = resolve_model(run_template)
     from_adapter = resolve_model(run_template / "instruct")
@@ -46,6 +47,7 @@ def test_resolve_run_adapter_and_model_folders(run_template: Path) -> None:  # n
     assert not any("lora" in k for k in merged)
 
 
+@pytest.mark.slow
 def test_eval_run_dir_writes_predictions_and_metrics(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "out" / "shapes_color"
     result = _invoke("eval", run_template, *SHAPES, "--batch-size", "4", "--out", out.parent)

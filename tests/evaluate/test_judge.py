@@ -69,6 +69,7 @@ def _no_key_in(folder: Path) -> None:
             assert KEY.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_judge_answers_with_faults_then_from_cache(server: FakeOpenAI, tmp_path: Path) -> None:
     items = _items(tmp_path)
     answers = ["The conjunctiva.", "Something vague.", "garbled"]
@@ -98,6 +99,7 @@ def test_judge_answers_with_faults_then_from_cache(server: FakeOpenAI, tmp_path:
     _no_key_in(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_request_that_keeps_failing_is_counted_not_fatal(server: FakeOpenAI, tmp_path: Path) -> None:
     items = _items(tmp_path)
     server.fault("503", match="Something vague.", times=5)
@@ -133,6 +135,7 @@ def _recipe(root: Path, judge: dict | None) -> Recipe:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_evaluate_stage_judges_the_answers(server: FakeOpenAI, tmp_path: Path) -> None:
     write_chat_eval(tmp_path)
     recipe = _recipe(tmp_path, {"model": "judge-test", "base_url": server.url, "api_key_env": KEY_ENV})
@@ -154,6 +157,7 @@ def test_evaluate_stage_judges_the_answers(server: FakeOpenAI, tmp_path: Path) -
     _no_key_in(tmp_path)
 
 
+@pytest.mark.slow
 def test_evaluate_stage_without_a_judge_says_so(tmp_path: Path) -> None:
     write_chat_eval(tmp_path)
     layout = RunLayout(tmp_path / "run")
@@ -180,6 +184,7 @@ def _invoke(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_cli_eval_with_a_judge(server: FakeOpenAI, run_template: Path, tmp_path: Path) -> None:  # noqa: F811
     write_chat_eval(tmp_path)
     out = tmp_path / "out"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import typer
 from huggingface_hub import ModelCard
 from PIL import Image
@@ -37,6 +38,7 @@ def _hub_copy(root: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows), root / "vqa_rad/data/test-00000-of-00001.parquet")
 
 
+@pytest.mark.slow
 def test_guessed_answer_types_are_stated_in_metrics_json(tmp_path: Path) -> None:
     _hub_copy(tmp_path)
     recipe = Recipe.model_validate(
@@ -59,6 +61,7 @@ def test_guessed_answer_types_are_stated_in_metrics_json(tmp_path: Path) -> None
     assert set(metrics["metric_specs"]) == {*scores, "num_items"}  # every metric vqa_rad reports is declared
 
 
+@pytest.mark.slow
 def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) -> None:  # noqa: F811
     _hub_copy(tmp_path)
     app = typer.Typer(cls=CommandGroup)  # the root app's error handling
@@ -71,6 +74,7 @@ def test_llava_adapt_eval_states_them_too(run_template: Path, tmp_path: Path) ->
     assert note.startswith("No official answer type for 2 of 2 questions")
 
 
+@pytest.mark.slow
 def test_report_and_card_show_the_notes(run_dir: Path) -> None:  # noqa: F811
     path = run_dir / "eval" / "vqa_rad" / "metrics.json"
     metrics = json.loads(path.read_text())

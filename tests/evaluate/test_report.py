@@ -98,6 +98,7 @@ def full_run(run_dir: Path) -> Path:  # noqa: F811
     return run_dir
 
 
+@pytest.mark.slow
 def test_report_renders_offline(full_run: Path) -> None:
     path = write_report(full_run, gallery_size=2)
     assert path == full_run / "report.html"
@@ -124,6 +125,7 @@ def test_report_renders_offline(full_run: Path) -> None:
         assert max(thumb.size) <= 192
 
 
+@pytest.mark.slow
 def test_report_regenerates_and_handles_a_bare_run(full_run: Path, tmp_path: Path) -> None:
     write_report(full_run)
     (full_run / "eval" / "vqa_rad" / "predictions.jsonl").unlink()
@@ -169,6 +171,7 @@ def _text(run: Path) -> str:
     return " ".join(" ".join(_parse(run / "report.html").text).split())
 
 
+@pytest.mark.slow
 def test_the_tables_say_what_each_metric_and_figure_is(tiny_run: Path) -> None:
     text = _text(tiny_run)
     # what was asked: per answer type and per question, not one prompt for all
@@ -256,6 +259,7 @@ def test_the_gallery_shows_distinct_images_and_questions_wrong_ones_first(tiny_r
     assert page.count('<div class="card">') == 8 and "overflow-wrap: anywhere" in page
 
 
+@pytest.mark.slow
 def test_the_report_imports_neither_torch_nor_trl() -> None:
     code = "import sys, llava_adapt.evaluate.report; print(sorted({'torch', 'trl'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

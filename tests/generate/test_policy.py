@@ -26,6 +26,7 @@ def test_pacer_allows_at_most_rate_times_window_plus_one():
     assert pacer.delay(10.0) == pytest.approx(1.5)
 
 
+@pytest.mark.slow
 def test_rate_limiter_paces_requests_and_tokens_and_pauses():
     async def scenario() -> tuple[float, float, float]:
         limiter = RateLimiter(requests_per_minute=600, tokens_per_minute=None)  # 10 per second

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from llava_adapt.generate.runner import generate_instructions
 from llava_adapt.openai_client.retry import RETRIES_EXHAUSTED
 from tests.generate.fake_openai import FakeOpenAI
@@ -26,6 +28,7 @@ def requests_of(server: FakeOpenAI, number: int) -> list:
     return [e for e in server.chat_log() if f"number {number}:" in e.last_user]
 
 
+@pytest.mark.slow
 def test_server_rate_limit_alone_paces_the_run_and_rejects_nothing(tmp_path: Path, api_key: str):
     records = write_captions(tmp_path / "captions.jsonl", 30)
     with FakeOpenAI(delay_s=0.02, rate_limit=20, rate_burst=1) as server:
@@ -50,6 +53,7 @@ def test_more_retry_after_429s_than_max_retries_still_succeed(tmp_path: Path, se
     assert "5 retries, 5 of them after a rate limit" in report.summary()
 
 
+@pytest.mark.slow
 def test_rate_limit_past_the_wait_budget_is_rejected_as_retryable(tmp_path: Path, server: FakeOpenAI):
     write_captions(tmp_path / "captions.jsonl", 3)
     server.fault("429", match="number 1:", retry_after=0.1, times=1000)

@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from llava_adapt.generate.runner import generate_instructions
 from llava_adapt.openai_client.cache import ResponseCache, cache_key
 from tests.generate.fake_openai import FakeOpenAI
@@ -47,6 +49,7 @@ def resume(folder: Path, url: str, **overrides):
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_repeating_answered_requests(tmp_path: Path, api_key: str):
     records = write_captions(tmp_path / "captions.jsonl", 40)
     with FakeOpenAI(delay_s=0.03) as server:
@@ -69,6 +72,7 @@ def test_killed_run_resumes_without_repeating_answered_requests(tmp_path: Path, 
     assert report.ok == 40 and report.incomplete == 0
 
 
+@pytest.mark.slow
 def test_killed_batch_run_collects_its_batch_instead_of_submitting_again(tmp_path: Path, api_key: str):
     write_captions(tmp_path / "captions.jsonl", 5)
     with FakeOpenAI(batch_polls=10**9) as server:

@@ -38,6 +38,7 @@ def test_help_has_an_example() -> None:
         assert result.exit_code == 0 and "Example: llava-adapt" in result.output
 
 
+@pytest.mark.slow
 def test_publish_command(run_dir: Path, hub: FakeHub) -> None:
     args = ["publish", str(run_dir), "--repo-id", REPO, "--private", "--card-dataset", "someone/pmc-captions"]
     first = invoke(*args)

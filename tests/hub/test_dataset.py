@@ -78,6 +78,7 @@ def _jsonl(path: Path) -> list[dict]:
     return [row for _, row in read_jsonl(path)]
 
 
+@pytest.mark.slow
 def test_dataset_repository_holds_every_record(data_run: Path, hub: FakeHub, tmp_path: Path) -> None:
     result = publish_dataset(data_run, REPO, retry_wait=0)
     assert result.changed and hub.calls("POST", "/api/repos/create")[0].body["type"] == "dataset"

@@ -37,6 +37,7 @@ def base_plus_adapter(run_dir: Path):
     return base, PeftModel.from_pretrained(base, instruct).eval(), AutoProcessor.from_pretrained(instruct)
 
 
+@pytest.mark.slow
 def test_merged_model_reloads_with_stock_classes_and_matches_base_plus_adapter(run_dir: Path, tmp_path: Path) -> None:
     out = export_merged(run_dir, tmp_path / "merged")
     assert {"config.json", "model.safetensors", "processor_config.json", "chat_template.jinja"} <= {

@@ -51,6 +51,7 @@ def test_tiny_model_is_deterministic_and_round_trips(tmp_path: Path) -> None:
         assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
 def test_from_components_keeps_pretrained_weights_and_adds_tokens(tmp_path: Path, kind: str) -> None:
     lm_dir = save_language_model(tmp_path / "lm")

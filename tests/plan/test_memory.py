@@ -73,6 +73,7 @@ def test_lora_below_full_and_qlora_below_lora(estimate):
     assert estimate().activations > estimate("instruct.mode=full").activations
 
 
+@pytest.mark.slow
 def test_fsdp_upcasts_trainable_parameters_to_fp32(estimate):
     fsdp = estimate("instruct.mode=full", distributed=Distributed("fsdp", 8))
     assert fsdp.gradients == (20_979_712 + 6_607_605_760 + 131_334_144) * 4 / 8

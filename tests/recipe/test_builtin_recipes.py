@@ -39,6 +39,7 @@ def test_switching_the_source_replaces_its_arguments():
     assert OmegaConf.to_container(fewer.evaluate) == {"benchmarks": ["b"], "args": {"b": {"k": 2}}}
 
 
+@pytest.mark.slow
 def test_validating_a_recipe_does_not_import_torch():
     code = (
         "import sys; from llava_adapt.recipe.loader import load_recipe; "

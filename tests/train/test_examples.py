@@ -93,6 +93,7 @@ def test_drops_are_counted_and_too_many_stop_the_stage(tiny, tmp_path: Path) -> 
     assert info.value.stats.dropped == {IMAGE_CUT: 9, IMAGE_MISSING: 1}
 
 
+@pytest.mark.slow
 def test_tokenizing_in_two_processes_gives_the_same_rows_and_counts(tiny, tmp_path: Path) -> None:
     _, processor = tiny
     image = tmp_path / "a.png"

@@ -170,6 +170,7 @@ def server(monkeypatch: pytest.MonkeyPatch):
         yield fake
 
 
+@pytest.mark.slow
 def test_judge_answers_end_to_end(server: FakeOpenAI, tmp_path: Path) -> None:
     items = _coco_items(tmp_path)
     answers = ["Black and brown.", "A wrong description.", "garbled", "A car by a parking meter."]
@@ -196,6 +197,7 @@ def test_judge_answers_end_to_end(server: FakeOpenAI, tmp_path: Path) -> None:
     assert again.replies == run.replies and again.report.cache_hits == 4 and again.report.requests == 0
 
 
+@pytest.mark.slow
 def test_evaluate_stage_judges_llava_bench_coco(server: FakeOpenAI, tmp_path: Path) -> None:
     write_coco_bench(tmp_path)
     judge = {"model": "judge-test", "base_url": server.url, "api_key_env": KEY_ENV}
