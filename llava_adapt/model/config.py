@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llava_adapt.recipe.errors import KeyedError
 
 
 class TinyModelConfig(BaseModel):
-    """Sizes of the built-in tiny model (random init, offline tokenizer) used by `tiny` presets and tests."""
+    """Sizes of the built-in tiny model (random init, offline tokenizer) used by `tiny` presets and tests, and the
+    text pretraining of its language model."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,6 +26,12 @@ class TinyModelConfig(BaseModel):
     # llava = LLaVA-1.5 (one 16-token image); llava_next = LLaVA-NeXT (any-resolution tiles, tokens by image size).
     # LLaVA-OneVision's processor needs torchvision's video processor, so it has no tiny variant here.
     architecture: Literal["llava", "llava_next"] = "llava"
+    # Steps of next-token training of the language model alone on the run's own text (its captions and
+    # conversations, no images) before stage 1, standing in for the pretrained LLM that LLaVA starts from: stage 1
+    # then has words to align the images to. The tokenizer is learned from the same text. 0 = a random language
+    # model and the built-in tokenizer. Done once per run, into RUN_DIR/tiny_base/.
+    text_pretraining_steps: int = Field(0, ge=0)
+    text_pretraining_lr: float = Field(3.0e-3, gt=0)
 
 
 class ModelConfig(BaseModel):

@@ -7,6 +7,8 @@ the configuration measured to learn colour questions in seconds on a CPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from transformers import (
     CLIPImageProcessorPil,
@@ -28,12 +30,16 @@ from llava_adapt.model.config import TinyModelConfig
 from llava_adapt.model.tiny_tokenizer import build_tiny_tokenizer
 
 
-def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """Build the tiny model and its processor; the same `config` and `seed` give the same weights.
+def build_tiny_model(
+    config: TinyModelConfig, seed: int = 0, corpus: Sequence[str] | None = None
+) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """Build the tiny model and its processor; the same `config`, `seed` and `corpus` give the same weights.
 
     Args:
         config (`TinyModelConfig`): sizes.
         seed (`int`, defaults to `0`): seed of the random initialisation (the global RNG state is left as it was).
+        corpus (`Sequence[str]`, *optional*): text the tokenizer learns its merges from (`build_tiny_tokenizer`);
+            defaults to the built-in word list.
 
     Returns:
         `(model, processor)`: a float32 `LlavaForConditionalGeneration` and a `LlavaProcessor` whose image
@@ -42,7 +48,7 @@ def build_tiny_model(config: TinyModelConfig, seed: int = 0) -> tuple[PreTrained
     """
     if config.image_size % config.patch_size:
         raise ValueError(f"tiny image_size {config.image_size} must be a multiple of patch_size {config.patch_size}")
-    tokenizer = build_tiny_tokenizer(config.vocab_size)
+    tokenizer = build_tiny_tokenizer(config.vocab_size, corpus)
     grid = config.image_size // config.patch_size
     vision_sizes = {
         "image_size": config.image_size,

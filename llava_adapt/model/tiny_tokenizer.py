@@ -7,6 +7,8 @@ vocabulary size give the same tokenizer on every machine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -36,18 +38,19 @@ CT MRI scan slice axial coronal sagittal histology tissue cells stain microscopy
 figure caption patient study shows showing demonstrates arrow arrows lesion region organ brain liver kidney
 question answer the a an is are was were be it this that these those there here what which where when how why
 """
-CORPUS_LINES = [line for line in CORPUS.split("\n") if line.strip()] + [
-    "ASSISTANT: yes",
-    "USER: what",
-] * 16  # the roles start lines
+CORPUS_LINES = [line for line in CORPUS.split("\n") if line.strip()] + ["ASSISTANT: yes", "USER: what"] * 16
+# With a run's own text: the chat roles and the system prompt, which every training sample starts with.
+ROLE_LINES = CORPUS_LINES[:3] + ["ASSISTANT: yes", "USER: what"] * 16
 
 
-def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(vocab_size: int = 512, corpus: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
     """Train the tiny model's byte-level BPE tokenizer and wrap it for transformers.
 
     Args:
         vocab_size (`int`, defaults to `512`): upper bound on the vocabulary; training stops earlier when the
             corpus has no more pairs to merge.
+        corpus (`Sequence[str]`, *optional*): the text to learn the merges from (a run's captions and
+            conversations), with the chat roles added; defaults to the built-in word list `CORPUS`.
 
     Returns:
         A `PreTrainedTokenizerFast` with `<pad>`, `<s>`, `</s>`, `<unk>` and the `<image>` token (exposed as
@@ -62,7 +65,8 @@ def build_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(CORPUS_LINES, trainer=trainer)
+    lines = CORPUS_LINES if corpus is None else [*ROLE_LINES, *corpus]
+    backend.train_from_iterator(lines, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS,

@@ -8,6 +8,8 @@ RUN_DIR/
                            instruct.generate.json that marks both as generate's own
   cache/                   request cache of `generate` (kept across reruns: never pay twice)
   converted/               the recipe's original-format LLaVA checkpoint, converted once to llava-hf's layout
+  tiny_base/               the built-in tiny model with its language model pretrained on the run's text
+                           (`model.tiny.text_pretraining_steps`), built once
   align/                   <- align (stage 1): projector, processor, config, checkpoints
   instruct/                <- instruct (stage 2): adapter or full weights, processor, checkpoints
     base/                  the model before any training, when an adapter needs it as its base
@@ -78,6 +80,10 @@ class RunLayout:
     @property
     def converted_dir(self) -> Path:
         return self.root / "converted"
+
+    @property
+    def tiny_base_dir(self) -> Path:
+        return self.root / "tiny_base"
 
     @property
     def align_dir(self) -> Path:
