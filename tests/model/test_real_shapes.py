@@ -1,5 +1,5 @@
-"""Real model shapes from configs alone: CLIP ViT-L/14-336 with Vicuna-7B, Mistral-7B and Qwen2.5-0.5B at two
-language-model (and two vision) layers, full widths, real tokenizers, random weights; one `align` and one LoRA
+"""Real model shapes from configs alone: CLIP ViT-L/14-336 with Vicuna-7B, Mistral-7B and Qwen2.5-0.5B at one
+language-model layer (two vision layers: LLaVA reads the penultimate), full widths, real tokenizers, random weights; one `align` and one LoRA
 `instruct` step each, with the stages' own freezing and LoRA targeting."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_real_shapes_train_one_align_and_one_instruct_step(
 ) -> None:
     lm_config, tokenizer, chat_format = SHAPES[shape]
     vision = write_vision_tower(tmp_path / "clip", CLIP_VIT_L_336, layers=2)
-    lm = write_language_model(tmp_path / "lm", lm_config, real_tokenizers[tokenizer], layers=2)
+    lm = write_language_model(tmp_path / "lm", lm_config, real_tokenizers[tokenizer], layers=1)
     config = ModelConfig(source="components", vision_tower=str(vision), language_model=str(lm), init="random",
                          dtype="float32", chat_template=None)  # fmt: skip
     with torch.random.fork_rng(devices=[]):
@@ -93,8 +93,8 @@ def test_real_shapes_train_one_align_and_one_instruct_step(
     hidden, inner = lm_config["hidden_size"], lm_config["intermediate_size"]
     kv = lm_config["num_key_value_heads"] * hidden // lm_config["num_attention_heads"]
     assert counts["projector"] == 1024 * hidden + hidden + hidden * hidden + hidden
-    # r * (in + out) for q, k, v, o, gate, up, down, in each of the 2 layers
-    assert counts["language_model"] == 2 * 8 * (4 * hidden + 2 * (hidden + kv) + 3 * (hidden + inner))
+    # r * (in + out) for q, k, v, o, gate, up, down, in the one layer
+    assert counts["language_model"] == 8 * (4 * hidden + 2 * (hidden + kv) + 3 * (hidden + inner))
     assert not any("lora_" in name for name, _ in get_part(peft_model, "vision_tower").named_parameters())
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there an effusion?"}]},
