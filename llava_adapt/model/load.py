@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -280,11 +280,27 @@ def adapter_base(adapter_dir: str | Path, search_root: str | Path | None = None)
 
 
 @contextmanager
-def _embedded_base(adapter_dir: Path) -> Iterator[str]:
-    """A folder holding only the base model an adapter folder carries (transformers would apply the adapter to
-    anything loaded from the adapter folder itself, unmerged)."""
+def adapter_base_folder(adapter_dir: str | Path, search_root: str | Path | None = None) -> Iterator[str]:
+    """The base model of the adapter in `adapter_dir`, as a folder or Hub id to load it from, while the context
+    lasts: `adapter_base`'s answer, or, when the adapter folder carries its base, a temporary folder holding the
+    base's files and the adapter folder's processor, without the adapter (transformers would apply the adapter to
+    anything loaded from the adapter folder itself).
+
+    Args:
+        adapter_dir (`str | Path`): the folder holding `adapter_config.json`.
+        search_root (`str | Path`, *optional*): where to look for a base folder that moved (`adapter_base`).
+
+    Raises:
+        MissingBaseError: the base model cannot be found.
+    """
+    base = adapter_base(adapter_dir, search_root)
+    if base is not None:
+        yield base
+        return
     with tempfile.TemporaryDirectory(prefix="llava-adapt-base-") as folder:
-        for source in base_model_files(adapter_dir):
+        carried = base_model_files(Path(adapter_dir))
+        processor = [p for p in Path(adapter_dir).iterdir() if p.is_file() and not p.name.startswith("adapter_")]
+        for source in {*carried, *processor}:
             (Path(folder) / source.name).symlink_to(source.resolve())
         yield folder
 
@@ -321,11 +337,11 @@ def load_trained(
     path = Path(path)
     if not (path / ADAPTER_CONFIG).is_file():
         return load_pretrained(str(path), dtype, attn_implementation)
-    base = adapter_base(path, search_root)
-    with nullcontext(base) if base is not None else _embedded_base(path) as base_folder:
-        model = load_weights(base_folder, dtype, attn_implementation)
+    with adapter_base_folder(path, search_root) as base:
+        model = load_weights(base, dtype, attn_implementation)
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-    has_processor = any((path / name).is_file() for name in PROCESSOR_FILES)
-    processor = AutoProcessor.from_pretrained(str(path) if has_processor or base is None else base)
+        carried = (path / "config.json").is_file()
+        has_processor = any((path / name).is_file() for name in PROCESSOR_FILES)
+        processor = AutoProcessor.from_pretrained(str(path) if has_processor or carried else base)
     prepare_chat_format(model, processor)
     return model, processor

@@ -42,7 +42,7 @@ from llava_adapt.data.records import VQAItem
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.evaluate.generation import format_question
 from llava_adapt.model.carried_base import carry_base
-from llava_adapt.model.load import load_pretrained, prepare_chat_format, resolve_dtype
+from llava_adapt.model.load import adapter_base_folder, load_pretrained, prepare_chat_format, resolve_dtype
 from llava_adapt.model.modules import set_trainable
 from llava_adapt.run.atomic import write_json
 from llava_adapt.stages.context import StageContext
@@ -164,10 +164,12 @@ def load_start(ctx: StageContext, start: Start) -> tuple[PreTrainedModel, Proces
     recipe, cfg = ctx.recipe, ctx.recipe.finetune
     attn = recipe.model.attn_implementation
     if start.kind == "adapter":
-        base = PeftConfig.from_pretrained(start.path).base_model_name_or_path
-        quantization = quantization_config(start.mode, base)
-        dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
-        model, _ = load_pretrained(base, dtype, attn, quantization, recipe.model.chat_template)
+        # the base as the adapter folder carries it, or where it is now: a moved run's adapter_config.json names
+        # the folder where the run used to be
+        with adapter_base_folder(start.path, ctx.layout.root) as base:
+            quantization = quantization_config(start.mode, base)
+            dtype = torch.bfloat16 if quantization else resolve_dtype(recipe.model.dtype)
+            model, _ = load_pretrained(base, dtype, attn, quantization, recipe.model.chat_template)
         if quantization is not None:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
         model = PeftModel.from_pretrained(model, start.path, is_trainable=True)

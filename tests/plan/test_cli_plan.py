@@ -41,12 +41,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tiny_plan_before_the_run_follows_the_recipe(tmp_path: Path):
     recipe = load_recipe("biomed", preset="tiny").recipe
-    asked = recipe.data.args["n_images"] + len(recipe.data.args["dicom_test_files"])  # 256 drawn + 5 DICOM files
+    asked = recipe.data.args["n_images"] + len(recipe.data.args["dicom_test_files"])  # 1,024 drawn + 5 DICOM files
     plan = plan_json("biomed", "--preset", "tiny", "--run-dir", str(tmp_path / "run"))
     stages = plan["stages"]
     assert list(stages) == recipe.stages
-    assert stages["prepare"]["records"] == asked == 261 and not stages["prepare"]["records_exact"]
-    conversations = asked * 1 * recipe.generate.samples_per_record  # one prompt type (conversation), 2 samples
+    assert stages["prepare"]["records"] == asked == 1029 and not stages["prepare"]["records_exact"]
+    # one prompt type (conversation), 2 samples, for the first 128 captions (generate.limit)
+    conversations = recipe.generate.limit * 1 * recipe.generate.samples_per_record
     assert stages["generate"]["records"] == stages["generate"]["requests"] == conversations
     assert stages["align"]["records"] == asked and stages["align"]["steps"] == recipe.align.max_steps == 300
     assert stages["instruct"]["records"] == conversations
@@ -66,11 +67,11 @@ def test_tiny_plan_counts_what_the_real_run_wrote(tiny_run: Path):
     conversations = len((tiny_run / "data" / "instruct.jsonl").read_text().splitlines())
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["stages"]["prepare"]["counts"]["kept"] == captions
-    assert 256 <= captions <= 261  # the recipe's 256 drawn images + the DICOM test files that convert
+    assert 1024 <= captions <= 1029  # the recipe's 1,024 drawn images + the DICOM test files that convert
     stages = plan_json("biomed", "--preset", "tiny", "--run-dir", str(tiny_run))["stages"]
     assert stages["prepare"]["records"] == stages["align"]["records"] == captions
     assert stages["prepare"]["records_exact"] and stages["align"]["records_basis"] == "data/captions.jsonl"
-    assert stages["instruct"]["records"] == conversations == 2 * captions
+    assert stages["instruct"]["records"] == conversations == 2 * 128  # generate.limit: the first 128 captions
     assert stages["instruct"]["records_exact"] and stages["generate"]["complete"]
     # A changed data section makes prepare's output stale: the plan no longer counts it.
     stale = plan_json("biomed", "--preset", "tiny", "--run-dir", str(tiny_run), "data.args.n_images=10")["stages"]

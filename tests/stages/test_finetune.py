@@ -267,3 +267,19 @@ def test_publishing_export_and_eval_use_the_finetuned_model(finished: tuple[Path
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(PublishError, match=r"the finetune stage of .* has not completed \(its status is 'failed'\)"):
         load_run(run_dir)
+
+
+def test_a_moved_run_fine_tunes_from_the_base_its_adapter_carries(
+    finished: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    run_dir = Path(shutil.copytree(finished[0], tmp_path / "moved", symlinks=True))
+    instruct = run_dir / "instruct"
+    config = json.loads((instruct / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(tmp_path / "where-it-was" / "align")  # the folder no longer exists
+    (instruct / "adapter_config.json").write_text(json.dumps(config))
+    ctx = _context(run_dir)
+    model, _, peft_config = finetune.load_start(ctx, finetune.Start("adapter", str(instruct), "lora"))
+    assert peft_config is None and isinstance(model, PeftModel)
+    expected, _ = load_trained(finished[0] / "instruct")
+    merged = model.merge_and_unload().state_dict()
+    assert all(torch.equal(merged[key], value) for key, value in expected.state_dict().items())
