@@ -17,25 +17,20 @@ from llava_adapt.model.chat_template import CHAT_FORMATS, IMAGE_TOKEN
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IMAGE_TOKEN]
 
-# Words that captions, questions and answers of the built-in domains use, plus the chat roles. Anything else is
-# still encodable, only in more pieces.
+# Everyday English, LLaVA's instructions and the chat roles: no domain's vocabulary. A run of a `tiny` preset
+# learns its tokenizer from its own text instead (`corpus`); this list serves a tiny model built outside a run
+# (tests, benchmarks). Anything is still encodable, only in more pieces.
 CORPUS = """
 USER: ASSISTANT: USER ASSISTANT
 A chat between a curious user and an artificial intelligence assistant.
 The assistant gives helpful, detailed, and polite answers to the user's questions.
-What color is the shape? What is the color of the shape in the image? Which color is it? What shape is it?
-Where is the shape? Is there a circle? Is the shape red? Is it blue? Is it green? Is it yellow? Describe the image.
+What is in the image? What is this? Which one is it? Where is it? Is there one? Is it? Describe the image.
 Answer with a single word. Answer with one word from the choices. Answer yes or no. Options: Choices:
-yes no Yes No red green blue yellow purple orange white black gray grey pink brown cyan magenta
-circle square triangle star cross diamond ellipse rectangle shape shapes object objects
+yes no Yes No color colour red green blue yellow purple orange white black gray grey pink brown
+circle square triangle star cross diamond shape shapes object objects picture photo
 upper lower left right top bottom center centre middle corner in the on of at a an and with near small large big
-The image shows a red circle in the upper left. There is a blue square in the lower right on a noisy background.
-A green triangle sits near the centre of a gray textured background. It is small. It is large.
-background noisy noise striped stripes gradient plain textured dark light bright pale
-This is a photo of an image showing a picture of one two three four five six seven eight nine ten
-chest x-ray radiograph lung lungs heart left right lobe opacity effusion nodule mass fracture normal abnormal
-CT MRI scan slice axial coronal sagittal histology tissue cells stain microscopy pathology finding findings
-figure caption patient study shows showing demonstrates arrow arrows lesion region organ brain liver kidney
+There is a small thing in the upper left. It is large. It is small. It is near the middle of the picture.
+dark light bright pale plain one two three four five six seven eight nine ten
 question answer the a an is are was were be it this that these those there here what which where when how why
 """
 CORPUS_LINES = [line for line in CORPUS.split("\n") if line.strip()] + ["ASSISTANT: yes", "USER: what"] * 16

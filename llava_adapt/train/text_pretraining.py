@@ -46,16 +46,22 @@ def pretrain_language_model(
     parameters = [*language_model.parameters(), *model.lm_head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
     rng = random.Random(seed)
-    wrapped = [f"{tokenizer.bos_token}{text}{tokenizer.eos_token}" for text in texts]
+    # tokenized once, cut and padded here: asking the tokenizer to truncate or pad would switch its backend's
+    # truncation on for good (a later image prompt would lose image tokens), and it is saved with the model
+    encoded = tokenizer(
+        [f"{tokenizer.bos_token}{text}{tokenizer.eos_token}" for text in texts], add_special_tokens=False
+    )
+    rows = [torch.tensor(ids[:max_length]) for ids in encoded["input_ids"]]
     losses = []
     model.train()
     for _ in range(steps):
-        batch = tokenizer(
-            [wrapped[rng.randrange(len(wrapped))] for _ in range(batch_size)],
-            return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False,
-        )  # fmt: skip
-        labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-        hidden = language_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        batch = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
+        input_ids = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True, padding_value=tokenizer.pad_token_id)
+        attention_mask = torch.nn.utils.rnn.pad_sequence(
+            [torch.ones_like(row) for row in batch], batch_first=True, padding_value=0
+        )
+        labels = input_ids.masked_fill(attention_mask == 0, -100)
+        hidden = language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         logits = model.lm_head(hidden[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
         loss.backward()

@@ -18,9 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from llava_adapt.model.config import TinyModelConfig
 from llava_adapt.model.modules import part_of
-from llava_adapt.model.tiny import build_tiny_model
 
 RECIPE = "general"
 # A hang guard, not a timing check: a whole recipe on a busy 2-core machine can take 10x its idle time.
@@ -68,9 +66,12 @@ def test_tiny_general_recipe_learns_resumes_and_loads(tmp_path: Path) -> None:
     assert metrics["baseline"]["accuracy"] < 0.5
     assert len((run_dir / "eval" / "shapes_color" / "predictions.jsonl").read_text().splitlines()) == 100
 
-    # stage 1 moved the projector and nothing else
-    fresh, _ = build_tiny_model(TinyModelConfig(), seed=0)
+    # stage 1 moved the projector and nothing else of the model it started from: the tiny model whose language
+    # model learned the run's text (tiny_base/)
+    fresh = AutoModelForImageTextToText.from_pretrained(run_dir / "tiny_base")
     before = fresh.state_dict()
+    pretraining = stages["align"]["info"]["tiny_text_pretraining"]
+    assert pretraining["steps"] == 200 and pretraining["last_loss"] < pretraining["first_loss"]
     aligned = AutoModelForImageTextToText.from_pretrained(run_dir / "align")
     after_align = {k: v.clone() for k, v in aligned.state_dict().items()}
     assert {part_of(fresh, k) for k in before if not torch.equal(before[k], after_align[k])} == {"projector"}

@@ -1,6 +1,6 @@
 """Real model shapes from configs alone: CLIP ViT-L/14-336 with Vicuna-7B, Mistral-7B and Qwen2.5-0.5B at one
-language-model layer (two vision layers: LLaVA reads the penultimate), full widths, real tokenizers, random weights; one `align` and one LoRA
-`instruct` step each, with the stages' own freezing and LoRA targeting."""
+language-model layer (two vision layers: LLaVA reads the penultimate), full widths, real tokenizers, random weights;
+one `align` and one LoRA `instruct` step each, with the stages' own freezing and LoRA targeting."""
 
 from __future__ import annotations
 

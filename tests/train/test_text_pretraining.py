@@ -27,6 +27,8 @@ def test_pretraining_teaches_the_language_model_and_leaves_vision_and_projector_
                  and "lm_head" not in name}  # fmt: skip
     losses = pretrain_language_model(model, processor.tokenizer, TEXTS, steps=40, seed=0)
     assert len(losses) == 40 and losses[-1] < 0.25 * losses[0]
+    backend = processor.tokenizer.backend_tokenizer
+    assert backend.truncation is None and backend.padding is None  # image prompts later must not be cut
     for name, parameter in model.named_parameters():
         if name in untouched:
             assert torch.equal(parameter, untouched[name]), name
