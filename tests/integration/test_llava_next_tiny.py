@@ -24,7 +24,7 @@ def test_tiny_llava_next_runs_the_curriculum_and_loads_with_stock_classes(tmp_pa
     run_dir = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LLAVA_ADAPT_PROGRESS": "0"}
     overrides = ["model.tiny.architecture=llava_next", "align.max_steps=30", "instruct.max_steps=60",
-                 "data.args.num_images=200"]  # fmt: skip
+                 "data.args.num_images=200", "model.tiny.text_pretraining_steps=50"]  # fmt: skip
     subprocess.run([cli, "recipe", "run", "general", "--preset", "tiny", "--run-dir", str(run_dir), *overrides],
                    env=env, check=True, capture_output=True)  # fmt: skip
     stages = json.loads((run_dir / "manifest.json").read_text())["stages"]

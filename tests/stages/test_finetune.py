@@ -41,7 +41,7 @@ STAGES = "stages=[prepare,generate,align,instruct,finetune,evaluate]"
 SHORT = [STAGES, "data.args.n_images=12", "data.args.dicom_test_files=[]", "generate.samples_per_record=1",
          "align.max_steps=2", "instruct.max_steps=2", "finetune.max_steps=3", "finetune.save_steps=3",
          "finetune.logging_steps=1", "finetune.args.n_images=4", "evaluate.args.synthetic.n_images=2",
-         "evaluate.baseline=false"]  # fmt: skip
+         "evaluate.baseline=false", "model.tiny.text_pretraining_steps=20"]  # fmt: skip
 
 
 def _run(run_dir: Path, *overrides: str) -> str:
