@@ -2,7 +2,9 @@
 
 It is the model of the `tiny` presets and of the tests: about 0.7M parameters, one `<image>` = 16 tokens at the
 default 64 px / patch 16, a training step in tens of milliseconds on a CPU. Shapes follow
-the configuration measured to learn colour questions in seconds on a CPU.
+the configuration measured to learn colour questions in seconds on a CPU. A run of a `tiny` preset then trains its
+language model on the run's text before stage 1 (`llava_adapt.train.text_pretraining`, `TinyModelConfig`'s
+`text_pretraining_steps`), with a tokenizer learned from that text (`corpus`).
 """
 
 from __future__ import annotations
