@@ -29,7 +29,7 @@ from transformers import (
 
 from llava_adapt.errors import LlavaAdaptError
 from llava_adapt.model.aspect import set_image_aspect_ratio
-from llava_adapt.model.carried_base import ADAPTER_CONFIG, base_model_files
+from llava_adapt.model.carried_base import ADAPTER_CONFIG
 from llava_adapt.model.chat_template import (
     CHAT_FORMATS,
     end_of_turn_token,
@@ -298,10 +298,9 @@ def adapter_base_folder(adapter_dir: str | Path, search_root: str | Path | None 
         yield base
         return
     with tempfile.TemporaryDirectory(prefix="llava-adapt-base-") as folder:
-        carried = base_model_files(Path(adapter_dir))
-        processor = [p for p in Path(adapter_dir).iterdir() if p.is_file() and not p.name.startswith("adapter_")]
-        for source in {*carried, *processor}:
-            (Path(folder) / source.name).symlink_to(source.resolve())
+        for source in Path(adapter_dir).iterdir():  # the carried base's files and the processor's
+            if source.is_file() and not source.name.startswith("adapter_"):
+                (Path(folder) / source.name).symlink_to(source.resolve())
         yield folder
 
 
@@ -340,8 +339,7 @@ def load_trained(
     with adapter_base_folder(path, search_root) as base:
         model = load_weights(base, dtype, attn_implementation)
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-        carried = (path / "config.json").is_file()
         has_processor = any((path / name).is_file() for name in PROCESSOR_FILES)
-        processor = AutoProcessor.from_pretrained(str(path) if has_processor or carried else base)
+        processor = AutoProcessor.from_pretrained(str(path) if has_processor else base)
     prepare_chat_format(model, processor)
     return model, processor

@@ -42,8 +42,7 @@ def pretrain_language_model(
     """
     if not texts:
         raise ValueError("text pretraining needs at least one text")
-    language_model = model.get_decoder()
-    parameters = [*language_model.parameters(), *model.lm_head.parameters()]
+    parameters = [*model.get_decoder().parameters(), *model.lm_head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
     rng = random.Random(seed)
     # tokenized once, cut and padded here: asking the tokenizer to truncate or pad would switch its backend's
@@ -61,9 +60,8 @@ def pretrain_language_model(
             [torch.ones_like(row) for row in batch], batch_first=True, padding_value=0
         )
         labels = input_ids.masked_fill(attention_mask == 0, -100)
-        hidden = language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logits = model.lm_head(hidden[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
+        # no pixel_values: the model runs its language model and LM head only, and shifts the labels itself
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
