@@ -163,6 +163,7 @@ def build_plan(loaded: LoadedRecipe, domain: Domain, distributed: Distributed) -
             "dtype": recipe.model.dtype,
             "image_tokens": shape.image_tokens,
             "vision_tokens_per_image": shape.vision_tokens,
+            "text_pretraining_steps": recipe.model.tiny.text_pretraining_steps if recipe.model.source == "tiny" else 0,
         },
         "parameters": {"total": counts.total, **counts.parts},
         "distributed": {

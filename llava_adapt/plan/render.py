@@ -110,7 +110,16 @@ def print_plan(plan: dict[str, Any], console: Console) -> None:
     """
     head = Text(f"{plan['recipe']}" + (f" (preset {plan['preset']})" if plan["preset"] else "") +
                 f": domain {plan['domain']}; {plan['model']['vocabulary']}")  # fmt: skip
-    parts = [head, parameters_table(plan), stages_table(plan), memory_table(plan), teacher_text(plan)]
+    steps = plan["model"]["text_pretraining_steps"]
+    pretraining = (
+        Text(
+            f"before align, the tiny language model is trained {steps:,} steps on the run's text (no images; "
+            "model.tiny.text_pretraining_steps)"
+        )  # fmt: skip
+        if steps
+        else None
+    )
+    parts = [head, parameters_table(plan), stages_table(plan), pretraining, memory_table(plan), teacher_text(plan)]
     console.print(Group(*(part for part in parts if part is not None)))
     for name, entry in plan["stages"].items():
         if "memory_assumptions" in entry:

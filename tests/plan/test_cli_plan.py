@@ -60,6 +60,9 @@ def test_tiny_plan_before_the_run_follows_the_recipe(tmp_path: Path):
     lora = 16 * 2 * (4 * 256 + 2 * 384 + 384)
     assert stages["instruct"]["trainable_by_part"] == {"projector": projector, "lm_head": 128 * 512, "lora": lora}
     assert plan["generate"]["backend"] == "offline" and plan["generate"]["cost_usd"] == 0
+    assert plan["model"]["text_pretraining_steps"] == recipe.model.tiny.text_pretraining_steps == 200
+    shown = runner.invoke(app, ["recipe", "plan", "biomed", "--preset", "tiny", "--run-dir", str(tmp_path / "run")])
+    assert "trained 200 steps on the run's text" in " ".join(shown.output.split())
 
 
 def test_tiny_plan_counts_what_the_real_run_wrote(tiny_run: Path):
