@@ -18,7 +18,8 @@ from .tiny_run import run_tiny_preset
 
 # A hang guard, not a timing check: a whole recipe on a busy 2-core machine can take 10x its idle time.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
-# Measured on seed 0: 92.5 % overall; NAT, SOC, TXT, IMG, G7-12 100 %, LAN and NO 70.0 %, G1-6 85.0 %.
+# Measured on seed 0: 92.5 % overall; NAT, SOC, TXT, IMG, G7-12 100 %, LAN and NO 70.0 %, G1-6 85.0 % (95.0 %, 80.0 %
+# and 90.0 % on another CPU: float rounding moves single answers).
 ACCURACY = 85.0
 CATEGORY_ACCURACY = 60.0
 
