@@ -323,6 +323,16 @@ def benchmark_section(bench_dir: Path, report_dir: Path, gallery_size: int) -> d
     }
 
 
+def text_pretraining(manifest: Manifest) -> dict[str, Any] | None:
+    """What the first stage that built the tiny model recorded of its text pretraining (`texts`, `steps`,
+    `first_loss`, `last_loss`), or None when the run's model was not text-pretrained."""
+    for name in STAGE_ORDER:
+        summary = ((manifest.stage(name) or {}).get("info") or {}).get("tiny_text_pretraining")
+        if isinstance(summary, dict):
+            return summary
+    return None
+
+
 def stage_rows(manifest: Manifest, planned: list[str]) -> list[dict[str, Any]]:
     """One row per stage (those the recipe plans and those the manifest records), in curriculum order."""
     names = [s for s in STAGE_ORDER if s in planned or manifest.stage(s)]
@@ -398,6 +408,7 @@ def write_report(run_dir: str | Path, gallery_size: int = 8) -> Path:
         run=manifest.data,
         recipe=recipe,
         training=training,
+        text_pretraining=text_pretraining(manifest),
         benchmarks=benchmarks,
         stages=stage_rows(manifest, list(recipe.get("stages") or [])),
     )

@@ -140,6 +140,7 @@ def test_report_regenerates_and_handles_a_bare_run(full_run: Path, tmp_path: Pat
     (bare / "manifest.json").write_text(json.dumps({"stages": {}}))
     text = " ".join(_parse(write_report(bare)).text)
     assert "No training log yet" in text and "No evaluation results yet" in text
+    assert "text pretraining" not in text and "Before align" not in text  # no tiny model recorded, no line
 
     with pytest.raises(ReportError, match="not a llava-adapt run directory"):
         write_report(tmp_path / "nothing")
@@ -187,6 +188,9 @@ def test_the_tables_say_what_each_metric_and_figure_is(tiny_run: Path) -> None:
     assert "Stage time 8 min 31 s: the whole instruct stage" in text
     assert "instruct: 250 steps, mean training loss" in text and "training loop 1 min 8 s" in text
     assert "stage 2 only (no align): 250 steps" in text and "training loop 1 min 6 s" in text
+    # the tiny model's text pretraining, before align
+    assert "Before align, the tiny language model was trained 200 steps on the run's own text (3,233 " in text
+    assert "next-token loss 6.28 at the first step, 0.32 at the last" in text
 
 
 def test_the_chart_draws_declared_scores_with_their_baselines(tiny_run: Path) -> None:
