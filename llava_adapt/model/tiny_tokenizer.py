@@ -1,4 +1,5 @@
-"""The tokenizer of the built-in tiny model: byte-level BPE trained offline, in milliseconds, on a fixed corpus.
+"""The tokenizer of the built-in tiny model: byte-level BPE trained offline, in milliseconds, on a fixed word list
+or on a run's own text.
 
 Byte-level BPE encodes any text (unknown words fall back to byte pieces), so the same tokenizer serves every
 domain; the corpus only decides which words get short encodings. Training is deterministic: the same corpus and
@@ -17,13 +18,18 @@ from llava_adapt.model.chat_template import CHAT_FORMATS, IMAGE_TOKEN
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IMAGE_TOKEN]
 
-# Everyday English, LLaVA's instructions and the chat roles: no domain's vocabulary. A run of a `tiny` preset
-# learns its tokenizer from its own text instead (`corpus`); this list serves a tiny model built outside a run
-# (tests, benchmarks). Anything is still encodable, only in more pieces.
-CORPUS = """
-USER: ASSISTANT: USER ASSISTANT
-A chat between a curious user and an artificial intelligence assistant.
-The assistant gives helpful, detailed, and polite answers to the user's questions.
+# The chat roles and LLaVA's system prompt, which every training sample starts with; repeated role lines so that
+# each role stays one piece. A run's own text (`corpus`) is learned with these.
+ROLE_LINES = [
+    "USER: ASSISTANT: USER ASSISTANT",
+    "A chat between a curious user and an artificial intelligence assistant.",
+    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+]
+REPEATED_ROLES = ["ASSISTANT: yes", "USER: what"] * 16
+# Everyday English and LLaVA's instructions: no domain's vocabulary. A run of a `tiny` preset learns its tokenizer
+# from its own text instead; this list serves a tiny model built outside a run (tests, benchmarks). Anything is
+# still encodable, only in more pieces.
+WORDS = """
 What is in the image? What is this? Which one is it? Where is it? Is there one? Is it? Describe the image.
 Answer with a single word. Answer with one word from the choices. Answer yes or no. Options: Choices:
 yes no Yes No color colour red green blue yellow purple orange white black gray grey pink brown
@@ -33,9 +39,7 @@ There is a small thing in the upper left. It is large. It is small. It is near t
 dark light bright pale plain one two three four five six seven eight nine ten
 question answer the a an is are was were be it this that these those there here what which where when how why
 """
-CORPUS_LINES = [line for line in CORPUS.split("\n") if line.strip()] + ["ASSISTANT: yes", "USER: what"] * 16
-# With a run's own text: the chat roles and the system prompt, which every training sample starts with.
-ROLE_LINES = CORPUS_LINES[:3] + ["ASSISTANT: yes", "USER: what"] * 16
+CORPUS_LINES = [*ROLE_LINES, *(line for line in WORDS.split("\n") if line.strip()), *REPEATED_ROLES]
 
 
 def build_tiny_tokenizer(vocab_size: int = 512, corpus: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
@@ -45,7 +49,7 @@ def build_tiny_tokenizer(vocab_size: int = 512, corpus: Sequence[str] | None = N
         vocab_size (`int`, defaults to `512`): upper bound on the vocabulary; training stops earlier when the
             corpus has no more pairs to merge.
         corpus (`Sequence[str]`, *optional*): the text to learn the merges from (a run's captions and
-            conversations), with the chat roles added; defaults to the built-in word list `CORPUS`.
+            conversations), with the chat roles added; defaults to the built-in word list (`CORPUS_LINES`).
 
     Returns:
         A `PreTrainedTokenizerFast` with `<pad>`, `<s>`, `</s>`, `<unk>` and the `<image>` token (exposed as
@@ -60,7 +64,7 @@ def build_tiny_tokenizer(vocab_size: int = 512, corpus: Sequence[str] | None = N
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    lines = CORPUS_LINES if corpus is None else [*ROLE_LINES, *corpus]
+    lines = CORPUS_LINES if corpus is None else [*ROLE_LINES, *REPEATED_ROLES, *corpus]
     backend.train_from_iterator(lines, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,

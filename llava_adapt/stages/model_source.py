@@ -17,7 +17,7 @@ from accelerate import PartialState
 
 from llava_adapt.data.jsonl import read_jsonl
 from llava_adapt.data.llava_json import read_conversations
-from llava_adapt.errors import LlavaAdaptError
+from llava_adapt.errors import InputError
 from llava_adapt.model.config import ModelConfig
 from llava_adapt.model.load import resolve_dtype
 from llava_adapt.model.original import CONVERSION_FILE, convert_original, is_original_config, read_config
@@ -75,7 +75,7 @@ def _text_pretrained_tiny(ctx: StageContext, config: ModelConfig) -> ModelConfig
     tiny, seed, out = config.tiny, ctx.recipe.seed, ctx.layout.tiny_base_dir
     texts = run_texts(ctx)
     if not texts:
-        raise LlavaAdaptError(
+        raise InputError(
             "model.tiny.text_pretraining_steps needs the run's text, and it has neither captions nor conversations: "
             "run prepare and generate first, or set model.tiny.text_pretraining_steps=0"
         )

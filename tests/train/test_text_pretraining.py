@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from llava_adapt.errors import InputError
 from llava_adapt.model.config import TinyModelConfig
 from llava_adapt.model.tiny import build_tiny_model
 from llava_adapt.model.tiny_tokenizer import build_tiny_tokenizer
@@ -21,6 +22,7 @@ from tests.train.stage_helpers import context, make_recipe, prepare_data
 TEXTS = ["A CT scan of the abdomen shows a lesion on the left.", "An MRI of the brain appears normal."] * 8
 
 
+@pytest.mark.slow
 def test_pretraining_teaches_the_language_model_and_leaves_vision_and_projector_alone() -> None:
     model, processor = build_tiny_model(TinyModelConfig(), seed=0, corpus=TEXTS)
     untouched = {name: p.detach().clone() for name, p in model.named_parameters() if "language_model" not in name
@@ -68,3 +70,11 @@ def test_a_run_builds_its_pretrained_tiny_base_once_and_stage_1_starts_from_it(t
     changed = make_recipe(tmp_path / "run", model={"tiny": {"text_pretraining_steps": 31}})
     start_model(context(changed, "align"))
     assert json.loads((base / PRETRAINING_FILE).read_text())["steps"] == 31  # rebuilt for new settings
+
+
+def test_a_run_without_text_is_told_what_to_run_first(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    recipe = make_recipe(tmp_path / "run", model={"tiny": {"text_pretraining_steps": 30}})  # no prepare yet
+    with pytest.raises(InputError, match="run prepare and generate first, or set model.tiny.text_pretraining_steps=0"):
+        start_model(context(recipe, "align"))
+    assert not (tmp_path / "run" / "tiny_base").exists()
