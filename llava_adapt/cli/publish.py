@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from llava_adapt.hub.publish import PublishResult
 
 console = Console()
-err_console = Console(stderr=True)
 
 RUN_DIR_HELP = "A run directory whose last training stage (instruct or finetune) completed (`recipe run`'s run_dir)."
 PUBLISH_RUN_DIR_HELP = (
